@@ -1,0 +1,58 @@
+# Thin wrapper over CMake + Ninja. `make run` and `make test` install what is
+# missing (Debian 12), build, and run.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+LISTEN     ?= 127.0.0.1:3260
+IQN        ?= iqn.2026-11.io.s3tgt:default
+DATA       ?= ./data
+JOBS       ?= $(shell nproc)
+
+.PHONY: all deps build asan run test unit fuzz bench clean format
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DS3TGT_SANITIZE=ON
+
+asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+# Serves a 1 GiB thin LUN from $(DATA) in the foreground.
+run: build
+	@mkdir -p $(DATA)
+	$(BUILD)/s3tgtd --listen $(LISTEN) --target $(IQN) \
+		--lun "0=$(RUN_LUN_URI)"
+RUN_LUN_URI ?= file:$(abspath $(DATA))/lun0.img?size=1G
+
+# Unit tests, fuzz-corpus replays and integration tests, all under ASan+UBSan.
+test:
+	@scripts/install-deps.sh test
+	@$(MAKE) --no-print-directory asan
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j1 $(CTEST_ARGS)
+
+unit: asan
+	cd $(ASAN_BUILD) && ctest --output-on-failure -L 'unit|fuzz'
+
+fuzz: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -G Ninja -DS3TGT_FUZZ=ON
+	ninja -C $(FUZZ_BUILD)
+
+bench: build
+	@scripts/install-deps.sh bench
+	bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,141 @@
+/*
+ * store.h - the backing-store contract. Every store (ram, file, dir, s3, and
+ * the write-back cache that wraps another store) is one `const struct
+ * store_ops` plus a private pointer.
+ *
+ * Async rule: submit() returns 0 and io->cb runs exactly once, later, on the
+ * store's reactor thread (never inside submit()); or submit() returns a
+ * negative errno and the callback never runs.
+ *
+ * The SCSI layer decodes and checks everything first, so a store only sees
+ * normalized requests in bytes, aligned to block_size and inside the device.
+ */
+#ifndef S3TGT_STORE_H
+#define S3TGT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct reactor;
+struct store;
+struct store_io;
+
+enum store_op {
+	STORE_OP_READ,
+	STORE_OP_WRITE,
+	STORE_OP_FLUSH,	       /* make every completed write durable */
+	STORE_OP_UNMAP,	       /* deallocate; the range then reads back as zeros */
+	STORE_OP_WRITE_ZEROES, /* zeros, allocated (thick) or not (thin): store's choice */
+};
+
+/* Capability bits; the SCSI layer turns them into VPD pages and mode pages. */
+#define STORE_CAP_UNMAP (1u << 0)	/* UNMAP supported; reads of unmapped ranges give zeros */
+#define STORE_CAP_WRITE_CACHE (1u << 1) /* writes may sit in a volatile cache until FLUSH */
+#define STORE_CAP_LBA_STATUS (1u << 2)	/* lba_status() is implemented */
+
+typedef void (*store_cb_fn)(struct store_io *io);
+
+struct store_io {
+	enum store_op op;
+	uint64_t offset; /* bytes, multiple of block_size */
+	uint64_t len;	 /* bytes, multiple of block_size; 0 for FLUSH */
+	void *buf;	 /* borrowed: READ fills it, WRITE reads it; len bytes */
+	bool fua;	 /* WRITE: durable before completion */
+	store_cb_fn cb;
+	void *cb_arg;
+	/*
+	 * Set before cb: 0, or -errno. -EIO is an unrecoverable medium error,
+	 * -EILSEQ a checksum mismatch (also a medium error), -ENOSPC out of
+	 * space, -ETIMEDOUT/-EAGAIN a transient back-end failure, -ENOTSUP an
+	 * op the store cannot do.
+	 */
+	int status;
+	/* Store-private scratch, free for the store to use while it owns the io. */
+	void *store_priv[4];
+	uint64_t store_u64[2];
+};
+
+/* One key=value option from a LUN URI's query string (already percent-decoded). */
+struct store_opt {
+	char *key;
+	char *value;
+};
+
+/*
+ * A parsed LUN URI: scheme:path?opt=v&opt=v. `size`, `block_size` and `thin`
+ * are common to every store and removed from opts; the rest are the store's.
+ */
+struct store_params {
+	char *scheme;
+	char *path;	     /* everything between "scheme:" and '?', percent-decoded */
+	uint64_t size;	     /* bytes; 0 = not given (a store may then take an existing size) */
+	uint32_t block_size; /* 512 or 4096 */
+	bool thin;
+	struct store_opt *opts;
+	size_t nopts;
+};
+
+struct store_ops {
+	const char *name;	     /* URI scheme: "ram", "file", "dir", "s3" */
+	const char *const *options;  /* store-specific option names, NULL-terminated */
+	/*
+	 * Open: fill st->size (bytes, multiple of block_size), st->caps and
+	 * st->priv. On error return -errno and write a message naming the bad
+	 * part into err. Runs on the reactor thread at configuration time and
+	 * may block (it is not on the I/O path).
+	 */
+	int (*open)(struct store *st, const struct store_params *p, char *err, size_t errlen);
+	int (*submit)(struct store *st, struct store_io *io);
+	/* Close: every submitted io has completed. Frees priv. */
+	void (*close)(struct store *st);
+	/*
+	 * Optional (STORE_CAP_LBA_STATUS): is the byte at offset mapped? *run is
+	 * set to the length in bytes (>= block_size) of the run starting at offset
+	 * with the same state. Synchronous and cheap. Returns 0 or -errno.
+	 */
+	int (*lba_status)(struct store *st, uint64_t offset, bool *mapped, uint64_t *run);
+	/* Optional: grow to new_size bytes. Returns 0 or -errno. */
+	int (*resize)(struct store *st, uint64_t new_size);
+};
+
+struct store {
+	const struct store_ops *ops;
+	void *priv;
+	struct reactor *reactor; /* borrowed: where completions run */
+	char *uri;		 /* owned copy of the URI it was opened from */
+	uint64_t size;		 /* bytes */
+	uint32_t block_size;
+	uint32_t caps;
+	bool thin;
+	/* Optional hint for the Block Limits VPD: preferred I/O granularity in bytes (0 = none). */
+	uint32_t opt_io_bytes;
+};
+
+/* Parse a LUN URI into p (store_params_fini frees it). Error message in err. */
+int store_params_parse(const char *uri, struct store_params *p, char *err, size_t errlen);
+void store_params_fini(struct store_params *p);
+/* Look up a store-specific option; NULL if absent. */
+const char *store_param_get(const struct store_params *p, const char *key);
+
+/* Registry. */
+const struct store_ops *store_ops_find(const char *scheme);
+int store_register(const struct store_ops *ops);
+
+/*
+ * Parse uri, find the store, reject unknown options (naming them), open it.
+ * Returns 0 and a new store in *out, or -errno with a message in err.
+ */
+int store_open_uri(const char *uri, struct reactor *r, struct store **out, char *err,
+		   size_t errlen);
+/* Close and free; all submitted io must have completed. NULL is a no-op. */
+void store_close(struct store *st);
+
+/* Submit wrapper: checks alignment/range (asserts, the SCSI layer validated) and calls ops. */
+int store_submit(struct store *st, struct store_io *io);
+
+extern const struct store_ops store_ram_ops;
+extern const struct store_ops store_file_ops;
+extern const struct store_ops store_dir_ops, store_s3_ops;
+
+#endif

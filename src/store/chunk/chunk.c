@@ -1,0 +1,1204 @@
+/*
+ * chunk.c - the chunked store: a device cut into fixed-size chunks, one
+ * object per chunk, on any objstore (dir files or S3). Shared by the `dir`
+ * and `s3` stores; the write-back cache (issue 5) stacks on top as a store.
+ *
+ * A store_io is split into per-chunk ops. Ops are created lazily, in io
+ * submission order, from a fixed pool; each op lives in the queue of its chunk
+ * (a bucket list of a small hash table, FIFO per chunk index):
+ *
+ *   submit ──> pending io FIFO ──(free op)──> QUEUED ──(kick)──> READY ──(free slot)──> RUNNING
+ *                                                                  │                       │
+ *                          hole read / no-op write (no request) ───┴──> done <─────────────┘
+ *
+ *   A write starting at the head of its chunk queue absorbs the writes queued
+ *   right behind it (up to the next READ): they become OP_MERGED, are applied
+ *   in queue order in the same RMW, and complete with it.
+ *
+ *   RUNNING steps:  READ:   GET range ─> verify CRCs ─> copy out
+ *                   WRITE full chunk:  PUT  (or DELETE if all zero and mapped)
+ *                   partial / UNMAP / WRITE_ZEROES:
+ *                           GET whole (if mapped) ─> verify ─> merge ─> PUT, or DELETE if all zero
+ *
+ * Invariants:
+ *  - Per chunk, a non-READ op runs only at the head of its chunk queue, alone;
+ *    READ ops run concurrently with each other but never pass a queued write.
+ *    So RMWs of one chunk are serialized (no lost update) and a DELETE can never
+ *    be overtaken by an older PUT (no deleted chunk comes back).
+ *  - The chunk map bit changes only when a PUT (set) or DELETE (clear)
+ *    completes, i.e. only under the head op of that chunk; the next op of the
+ *    chunk starts after that and sees the new state.
+ *  - A chunk with no queued op and a clear map bit costs no request: reads give
+ *    zeros, UNMAP/WRITE_ZEROES/zero writes do nothing.
+ *  - Running ops <= max_inflight; each holds one chunk buffer from a pool of
+ *    max_inflight buffers, so object requests in flight <= max_inflight.
+ *  - io->cb runs exactly once, always via reactor_post (never inside submit),
+ *    when all its parts finished; the first error wins.
+ *
+ * Object bodies are always a whole chunk; metadata carries one CRC32C per
+ * segment (docs/OBJECT-FORMAT.md), so reads widen to segments and verify.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "s3tgt/core.h"
+#include "s3tgt/log.h"
+#include "s3tgt/store.h"
+
+#include "chunk.h"
+#include "objstore.h"
+
+#define CHUNK_BUCKETS 256u
+#define META_PREFIX "v=1 seg="
+
+enum op_state { OP_FREE, OP_QUEUED, OP_READY, OP_RUNNING, OP_MERGED };
+enum op_step { STEP_NONE, STEP_READ_GET, STEP_RMW_GET, STEP_RMW_BUILD, STEP_PUT, STEP_DELETE };
+
+struct chunk_store;
+
+struct chunk_op {
+	struct chunk_store *cs;
+	struct store_io *io; /* borrowed: the io this op is part of */
+	uint64_t idx;
+	uint32_t off; /* byte range inside the chunk */
+	uint32_t len;
+	uint8_t *data; /* borrowed slice of io->buf (READ/WRITE), NULL otherwise */
+	enum store_op kind;
+	enum op_state state;
+	enum op_step step;
+	bool data_zero;	     /* the bytes this op writes are all zero */
+	uint8_t *buf;	     /* chunk buffer while RUNNING */
+	const uint8_t *body; /* PUT body: data (full chunk) or buf (RMW) */
+	uint8_t *bounce;     /* READ: where the GET landed if not straight in data */
+	uint32_t get_off;    /* READ: segment-aligned range fetched */
+	uint32_t get_len;
+	struct chunk_op *qnext, *qprev; /* chunk hash bucket, in arrival order */
+	struct chunk_op *rnext;		/* ready FIFO or free list */
+	struct chunk_op *mnext;		/* later writes of this chunk merged into this RMW */
+	struct obj_req req;
+};
+
+struct chunk_store {
+	struct store *st;
+	struct objstore *os;
+	struct chunk_manifest man;
+	uint32_t chunk_size;
+	uint32_t seg_size;
+	uint64_t nchunks;
+	uint64_t *map; /* bit per chunk: object exists */
+	size_t map_words;
+	unsigned max_inflight;
+	uint8_t **bufs; /* free chunk buffers (stack) */
+	unsigned nfree_bufs;
+	uint8_t **all_bufs;
+	struct chunk_op *ops; /* the op pool */
+	unsigned nops;
+	struct chunk_op *free_ops;
+	struct chunk_op *qhead[CHUNK_BUCKETS];
+	struct chunk_op *qtail[CHUNK_BUCKETS];
+	struct chunk_op *ready_head, *ready_tail;
+	struct store_io *pend_head, *pend_tail; /* ios not yet fully split */
+	bool dispatching;
+	unsigned running;
+	unsigned running_peak; /* for tests and stats */
+};
+
+/* store_io scratch use */
+#define IO_NEXT(io) ((io)->store_priv[0])
+#define IO_CURSOR(io) ((io)->store_u64[0])
+#define IO_PARTS(io) ((io)->store_u64[1])
+
+static void dispatch(struct chunk_store *cs);
+
+/* ---- keys and checksum metadata ---- */
+
+void chunk_key(char *buf, size_t len, uint64_t idx)
+{
+	snprintf(buf, len, CHUNK_KEY_PREFIX "%016" PRIx64, idx);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	return -1;
+}
+
+int chunk_key_parse(const char *key, uint64_t *idx)
+{
+	const char *s = strrchr(key, '/');
+	uint64_t v = 0;
+	size_t dlen = sizeof(CHUNK_KEY_PREFIX) - 2; /* "chunks" */
+
+	if (!s || (size_t)(s - key) < dlen || memcmp(s - dlen, CHUNK_KEY_PREFIX, dlen) != 0) {
+		return -EINVAL;
+	}
+	if (s - dlen != key && s[-(ptrdiff_t)dlen - 1] != '/') {
+		return -EINVAL;
+	}
+	s++;
+	if (strlen(s) != 16) {
+		return -EINVAL;
+	}
+	for (int i = 0; i < 16; i++) {
+		int h = hexval(s[i]);
+		if (h < 0) {
+			return -EINVAL;
+		}
+		v = v << 4 | (uint64_t)h;
+	}
+	*idx = v;
+	return 0;
+}
+
+uint32_t chunk_seg_size(uint32_t chunk_size)
+{
+	uint32_t s = chunk_size / CHUNK_SEGS_MAX;
+
+	return s < CHUNK_SEG_MIN ? CHUNK_SEG_MIN : s;
+}
+
+int chunk_meta_build(char *meta, size_t metalen, const uint8_t *data, uint32_t chunk_size)
+{
+	uint32_t seg = chunk_seg_size(chunk_size);
+	int n = snprintf(meta, metalen, META_PREFIX "%" PRIu32 " crc32c=", seg);
+	size_t pos;
+
+	if (n < 0 || (size_t)n >= metalen) {
+		return -ENOSPC;
+	}
+	pos = (size_t)n;
+	for (uint32_t off = 0; off < chunk_size; off += seg) {
+		n = snprintf(meta + pos, metalen - pos, "%08" PRIx32, crc32c(0, data + off, seg));
+		if (n != 8) {
+			return -ENOSPC;
+		}
+		pos += 8;
+	}
+	return 0;
+}
+
+int chunk_meta_verify(const char *meta, const uint8_t *data, uint32_t chunk_size, uint32_t off,
+		      uint32_t len, unsigned *bad_seg)
+{
+	uint32_t seg = chunk_seg_size(chunk_size);
+	char want[64];
+	const char *crcs;
+	int n;
+
+	n = snprintf(want, sizeof(want), META_PREFIX "%" PRIu32 " crc32c=", seg);
+	if (n < 0 || (size_t)n >= sizeof(want) || strncmp(meta, want, (size_t)n) != 0) {
+		return -EBADMSG;
+	}
+	crcs = meta + n;
+	if (strlen(crcs) != (size_t)(chunk_size / seg) * 8 || off % seg || len % seg ||
+	    off + len > chunk_size) {
+		return -EBADMSG;
+	}
+	for (uint32_t o = off; o < off + len; o += seg) {
+		const char *h = crcs + (o / seg) * 8;
+		uint32_t expect = 0;
+
+		for (int i = 0; i < 8; i++) {
+			int v = hexval(h[i]);
+			if (v < 0) {
+				return -EBADMSG;
+			}
+			expect = expect << 4 | (uint32_t)v;
+		}
+		if (crc32c(0, data + (o - off), seg) != expect) {
+			*bad_seg = o / seg;
+			return -EILSEQ;
+		}
+	}
+	return 0;
+}
+
+/* ---- chunk map ---- */
+
+static bool map_test(const struct chunk_store *cs, uint64_t idx)
+{
+	return idx < cs->nchunks && (cs->map[idx / 64] >> (idx % 64) & 1);
+}
+
+static void map_set(struct chunk_store *cs, uint64_t idx, bool on)
+{
+	if (idx >= cs->nchunks) {
+		return;
+	}
+	if (on) {
+		cs->map[idx / 64] |= UINT64_C(1) << (idx % 64);
+	} else {
+		cs->map[idx / 64] &= ~(UINT64_C(1) << (idx % 64));
+	}
+}
+
+static int map_grow(struct chunk_store *cs, uint64_t nchunks)
+{
+	size_t words = (size_t)((nchunks + 63) / 64);
+	uint64_t *m;
+
+	if (words > cs->map_words) {
+		m = realloc(cs->map, words * sizeof(*m));
+		if (!m) {
+			return -ENOMEM;
+		}
+		memset(m + cs->map_words, 0, (words - cs->map_words) * sizeof(*m));
+		cs->map = m;
+		cs->map_words = words;
+	}
+	cs->nchunks = nchunks;
+	return 0;
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* ---- queues ---- */
+
+static unsigned bucket_of(uint64_t idx)
+{
+	return (unsigned)(idx % CHUNK_BUCKETS);
+}
+
+static bool chunk_busy(const struct chunk_store *cs, uint64_t idx)
+{
+	for (const struct chunk_op *o = cs->qhead[bucket_of(idx)]; o; o = o->qnext) {
+		if (o->idx == idx) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void bucket_append(struct chunk_store *cs, struct chunk_op *op)
+{
+	unsigned b = bucket_of(op->idx);
+
+	op->qnext = NULL;
+	op->qprev = cs->qtail[b];
+	if (cs->qtail[b]) {
+		cs->qtail[b]->qnext = op;
+	} else {
+		cs->qhead[b] = op;
+	}
+	cs->qtail[b] = op;
+}
+
+static void bucket_remove(struct chunk_store *cs, struct chunk_op *op)
+{
+	unsigned b = bucket_of(op->idx);
+
+	if (op->qprev) {
+		op->qprev->qnext = op->qnext;
+	} else {
+		cs->qhead[b] = op->qnext;
+	}
+	if (op->qnext) {
+		op->qnext->qprev = op->qprev;
+	} else {
+		cs->qtail[b] = op->qprev;
+	}
+	op->qnext = op->qprev = NULL;
+}
+
+static void make_ready(struct chunk_store *cs, struct chunk_op *op)
+{
+	op->state = OP_READY;
+	op->rnext = NULL;
+	if (cs->ready_tail) {
+		cs->ready_tail->rnext = op;
+	} else {
+		cs->ready_head = op;
+	}
+	cs->ready_tail = op;
+}
+
+/* Move every op of chunk idx that may now run to the ready FIFO (see invariants). */
+static void kick(struct chunk_store *cs, uint64_t idx)
+{
+	bool first = true;
+
+	for (struct chunk_op *o = cs->qhead[bucket_of(idx)]; o; o = o->qnext) {
+		if (o->idx != idx) {
+			continue;
+		}
+		if (!first && o->kind != STORE_OP_READ) {
+			break;
+		}
+		if (o->state == OP_QUEUED) {
+			make_ready(cs, o);
+		}
+		if (o->kind != STORE_OP_READ) {
+			break;
+		}
+		first = false;
+	}
+}
+
+/* ---- io completion ---- */
+
+static void io_done_msg(void *arg)
+{
+	struct store_io *io = arg;
+
+	io->cb(io);
+}
+
+static void io_complete(struct chunk_store *cs, struct store_io *io)
+{
+	if (reactor_post(cs->st->reactor, io_done_msg, io) != 0) {
+		/* Out of memory for the message: completing late beats never completing. */
+		LOG_ERR("chunk", "%s: cannot post io completion, completing inline", cs->st->uri);
+		io->cb(io);
+	}
+}
+
+static void io_maybe_complete(struct chunk_store *cs, struct store_io *io)
+{
+	if (IO_CURSOR(io) == io->len && IO_PARTS(io) == 0) {
+		io_complete(cs, io);
+	}
+}
+
+/* Back-end status during I/O -> store_io status (store.h). */
+static int io_status(int e)
+{
+	switch (e) {
+	case 0:
+	case -ETIMEDOUT:
+	case -EAGAIN:
+	case -EILSEQ:
+	case -ENOSPC:
+		return e;
+	default:
+		return -EIO;
+	}
+}
+
+static void op_release(struct chunk_store *cs, struct chunk_op *op, int status)
+{
+	struct store_io *io = op->io;
+
+	bucket_remove(cs, op);
+	op->state = OP_FREE;
+	op->mnext = NULL;
+	op->rnext = cs->free_ops;
+	cs->free_ops = op;
+	if (status && io->status == 0) {
+		io->status = status;
+	}
+	IO_PARTS(io)--;
+	io_maybe_complete(cs, io);
+}
+
+static void op_finish(struct chunk_op *op, int status)
+{
+	struct chunk_store *cs = op->cs;
+	uint64_t idx = op->idx;
+	struct chunk_op *m = op->mnext;
+
+	if (op->state == OP_RUNNING) {
+		cs->bufs[cs->nfree_bufs++] = op->buf;
+		cs->running--;
+	}
+	op->buf = NULL;
+	op_release(cs, op, status);
+	while (m) {
+		struct chunk_op *next = m->mnext;
+
+		op_release(cs, m, status);
+		m = next;
+	}
+	kick(cs, idx);
+	dispatch(cs);
+}
+
+/* ---- running an op ---- */
+
+static void req_done(struct obj_req *req);
+
+static void op_submit(struct chunk_op *op, enum op_step step)
+{
+	struct chunk_store *cs = op->cs;
+	struct obj_req *r = &op->req;
+	int ret;
+
+	op->step = step;
+	r->range_off = 0;
+	r->range_len = 0;
+	r->got = 0;
+	r->if_none_match = false;
+	r->status = 0;
+	r->meta[0] = '\0';
+	r->cb = req_done;
+	r->cb_arg = op;
+	chunk_key(r->key, sizeof(r->key), op->idx);
+	switch (step) {
+	case STEP_READ_GET:
+		r->op = OBJ_GET;
+		r->range_off = op->get_off;
+		r->range_len = op->get_len;
+		r->buf = op->bounce ? op->bounce : op->data;
+		r->len = op->get_len;
+		break;
+	case STEP_RMW_GET:
+		r->op = OBJ_GET;
+		r->buf = op->buf;
+		r->len = cs->chunk_size;
+		break;
+	case STEP_PUT:
+		r->op = OBJ_PUT;
+		/* The back end only reads a PUT body. */
+		r->buf = (void *)(uintptr_t)op->body;
+		r->len = cs->chunk_size;
+		ret = chunk_meta_build(r->meta, sizeof(r->meta), op->body, cs->chunk_size);
+		if (ret) {
+			op_finish(op, -EIO);
+			return;
+		}
+		break;
+	case STEP_DELETE:
+		r->op = OBJ_DELETE;
+		r->buf = NULL;
+		r->len = 0;
+		break;
+	default:
+		op_finish(op, -EIO);
+		return;
+	}
+	ret = cs->os->ops->submit(cs->os, r);
+	if (ret) {
+		LOG_RATELIMIT(LOG_LEVEL_ERR, "chunk", "%s: %s: submit failed: %s", cs->st->uri,
+			      r->key, strerror(-ret));
+		op_finish(op, ret == -ENOMEM ? -EAGAIN : io_status(ret));
+	}
+}
+
+/* buf holds the old chunk (or zeros): apply the op, then PUT or DELETE the result. */
+static void rmw_merge_and_store(struct chunk_op *op)
+{
+	struct chunk_store *cs = op->cs;
+
+	for (struct chunk_op *o = op; o; o = o->mnext) {
+		if (o->kind == STORE_OP_WRITE) {
+			memcpy(op->buf + o->off, o->data, o->len);
+		} else {
+			memset(op->buf + o->off, 0, o->len);
+		}
+	}
+	if (is_zero(op->buf, cs->chunk_size)) {
+		if (map_test(cs, op->idx)) {
+			op_submit(op, STEP_DELETE);
+		} else {
+			op_finish(op, 0);
+		}
+		return;
+	}
+	op->body = op->buf;
+	op_submit(op, STEP_PUT);
+}
+
+static int verify(struct chunk_op *op, const uint8_t *data, uint32_t off, uint32_t len)
+{
+	struct chunk_store *cs = op->cs;
+	unsigned bad = 0;
+	int ret = chunk_meta_verify(op->req.meta, data, cs->chunk_size, off, len, &bad);
+
+	if (ret == -EILSEQ) {
+		LOG_RATELIMIT(LOG_LEVEL_ERR, "chunk",
+			      "%s: %s: CRC32C mismatch in segment %u (bytes %" PRIu64 "..%" PRIu64
+			      ")",
+			      cs->st->uri, op->req.key, bad, (uint64_t)bad * cs->seg_size,
+			      (uint64_t)(bad + 1) * cs->seg_size - 1);
+	} else if (ret) {
+		LOG_RATELIMIT(LOG_LEVEL_ERR, "chunk", "%s: %s: missing or bad checksum metadata",
+			      cs->st->uri, op->req.key);
+		ret = -EILSEQ;
+	}
+	return ret;
+}
+
+static void req_done(struct obj_req *req)
+{
+	struct chunk_op *op = req->cb_arg;
+	struct chunk_store *cs = op->cs;
+	int st = req->status;
+
+	if (st == -ENOENT && (op->step == STEP_READ_GET || op->step == STEP_RMW_GET)) {
+		/* The map said it exists; someone removed it behind our back. */
+		LOG_RATELIMIT(LOG_LEVEL_WARN, "chunk", "%s: %s: object vanished, reading zeros",
+			      cs->st->uri, req->key);
+		map_set(cs, op->idx, false);
+		if (op->step == STEP_READ_GET) {
+			memset(op->data, 0, op->len);
+			op_finish(op, 0);
+		} else {
+			memset(op->buf, 0, cs->chunk_size);
+			rmw_merge_and_store(op);
+		}
+		return;
+	}
+	if (st) {
+		LOG_RATELIMIT(LOG_LEVEL_ERR, "chunk", "%s: %s: %s failed: %s", cs->st->uri,
+			      req->key,
+			      req->op == OBJ_GET   ? "GET"
+			      : req->op == OBJ_PUT ? "PUT"
+						   : "DELETE",
+			      strerror(-st));
+		op_finish(op, io_status(st));
+		return;
+	}
+	switch (op->step) {
+	case STEP_READ_GET: {
+		const uint8_t *got = op->bounce ? op->bounce : op->data;
+		int ret;
+
+		if (req->got != op->get_len) {
+			LOG_RATELIMIT(LOG_LEVEL_ERR, "chunk",
+				      "%s: %s: short object (%zu of %" PRIu32 " bytes)",
+				      cs->st->uri, req->key, req->got, op->get_len);
+			op_finish(op, -EIO);
+			return;
+		}
+		ret = verify(op, got, op->get_off, op->get_len);
+		if (ret == 0 && op->bounce) {
+			memcpy(op->data, op->bounce + (op->off - op->get_off), op->len);
+		}
+		op_finish(op, ret);
+		return;
+	}
+	case STEP_RMW_GET: {
+		int ret;
+
+		if (req->got != cs->chunk_size) {
+			LOG_RATELIMIT(LOG_LEVEL_ERR, "chunk",
+				      "%s: %s: short object (%zu of %" PRIu32 " bytes)",
+				      cs->st->uri, req->key, req->got, cs->chunk_size);
+			op_finish(op, -EIO);
+			return;
+		}
+		ret = verify(op, op->buf, 0, cs->chunk_size);
+		if (ret) {
+			op_finish(op, ret);
+			return;
+		}
+		rmw_merge_and_store(op);
+		return;
+	}
+	case STEP_PUT:
+		map_set(cs, op->idx, true);
+		op_finish(op, 0);
+		return;
+	case STEP_DELETE:
+		map_set(cs, op->idx, false);
+		op_finish(op, 0);
+		return;
+	default:
+		op_finish(op, -EIO);
+		return;
+	}
+}
+
+/* Decide what a READY op must do; STEP_NONE means it is already done (no request). */
+static enum op_step op_plan(struct chunk_op *op)
+{
+	struct chunk_store *cs = op->cs;
+	bool mapped = map_test(cs, op->idx);
+
+	if (op->kind == STORE_OP_READ) {
+		if (!mapped) {
+			memset(op->data, 0, op->len);
+			return STEP_NONE;
+		}
+		return STEP_READ_GET;
+	}
+	if (op->off == 0 && op->len == cs->chunk_size) {
+		if (op->data_zero) {
+			return mapped ? STEP_DELETE : STEP_NONE;
+		}
+		return STEP_PUT;
+	}
+	if (mapped) {
+		return STEP_RMW_GET;
+	}
+	return op->data_zero ? STEP_NONE : STEP_RMW_BUILD;
+}
+
+static void op_start(struct chunk_op *op, enum op_step step)
+{
+	struct chunk_store *cs = op->cs;
+
+	switch (step) {
+	case STEP_READ_GET: {
+		uint32_t seg = cs->seg_size;
+
+		op->get_off = op->off / seg * seg;
+		op->get_len = (op->off + op->len + seg - 1) / seg * seg - op->get_off;
+		op->bounce = (op->get_off == op->off && op->get_len == op->len) ? NULL : op->buf;
+		op_submit(op, STEP_READ_GET);
+		break;
+	}
+	case STEP_RMW_BUILD:
+		op->step = step;
+		memset(op->buf, 0, cs->chunk_size);
+		rmw_merge_and_store(op);
+		break;
+	case STEP_PUT:
+		op->body = op->data;
+		op_submit(op, STEP_PUT);
+		break;
+	default:
+		op_submit(op, step);
+		break;
+	}
+}
+
+/* Split pending ios into ops while the op pool lasts, in submission order. */
+static void split_pending(struct chunk_store *cs)
+{
+	while (cs->pend_head && cs->free_ops) {
+		struct store_io *io = cs->pend_head;
+		uint64_t pos = io->offset + IO_CURSOR(io);
+		uint64_t idx = pos / cs->chunk_size;
+		uint32_t off = (uint32_t)(pos % cs->chunk_size);
+		uint64_t left = io->len - IO_CURSOR(io);
+		uint32_t len =
+		    (uint32_t)(left < cs->chunk_size - off ? left : cs->chunk_size - off);
+		uint8_t *data = NULL;
+		bool zero = true;
+		struct chunk_op *op;
+
+		if (io->op == STORE_OP_READ || io->op == STORE_OP_WRITE) {
+			data = (uint8_t *)io->buf + IO_CURSOR(io);
+		}
+		if (io->op == STORE_OP_WRITE) {
+			zero = is_zero(data, len);
+		}
+		IO_CURSOR(io) += len;
+		if (IO_CURSOR(io) == io->len) {
+			cs->pend_head = IO_NEXT(io);
+			if (!cs->pend_head) {
+				cs->pend_tail = NULL;
+			}
+		}
+		if (!chunk_busy(cs, idx) && !map_test(cs, idx) &&
+		    (io->op == STORE_OP_READ || zero)) {
+			/* A hole with nothing queued: answer without a request. */
+			if (io->op == STORE_OP_READ) {
+				memset(data, 0, len);
+			}
+			io_maybe_complete(cs, io);
+			continue;
+		}
+		op = cs->free_ops;
+		cs->free_ops = op->rnext;
+		op->io = io;
+		op->idx = idx;
+		op->off = off;
+		op->len = len;
+		op->data = data;
+		op->kind = io->op;
+		op->data_zero = zero;
+		op->state = OP_QUEUED;
+		op->step = STEP_NONE;
+		op->buf = NULL;
+		op->bounce = NULL;
+		op->mnext = NULL;
+		IO_PARTS(io)++;
+		bucket_append(cs, op);
+		kick(cs, idx);
+	}
+}
+
+/*
+ * The head write of a chunk is about to run: absorb the writes queued right
+ * behind it (up to the next READ) into one RMW, so a burst of small writes to
+ * one chunk costs one GET+PUT instead of one each. They complete together.
+ */
+static enum op_step coalesce(struct chunk_op *op, enum op_step step)
+{
+	struct chunk_store *cs = op->cs;
+	struct chunk_op *tail = op;
+	uint32_t covered = 0;
+	bool progress = true;
+
+	for (struct chunk_op *o = op->qnext; o; o = o->qnext) {
+		if (o->idx != op->idx) {
+			continue;
+		}
+		if (o->kind == STORE_OP_READ || o->state != OP_QUEUED) {
+			break;
+		}
+		o->state = OP_MERGED;
+		tail->mnext = o;
+		tail = o;
+	}
+	if (!op->mnext) {
+		return step;
+	}
+	/* Does the union of the merged ranges cover the chunk? Then the old data is moot. */
+	while (progress && covered < cs->chunk_size) {
+		progress = false;
+		for (struct chunk_op *o = op; o; o = o->mnext) {
+			if (o->off <= covered && o->off + o->len > covered) {
+				covered = o->off + o->len;
+				progress = true;
+			}
+		}
+	}
+	if (covered < cs->chunk_size && map_test(cs, op->idx)) {
+		return STEP_RMW_GET;
+	}
+	return STEP_RMW_BUILD;
+}
+
+static void dispatch(struct chunk_store *cs)
+{
+	if (cs->dispatching) {
+		return;
+	}
+	cs->dispatching = true;
+	for (;;) {
+		struct chunk_op *op;
+		enum op_step step;
+
+		split_pending(cs);
+		op = cs->ready_head;
+		if (!op) {
+			break;
+		}
+		step = op_plan(op);
+		if (step != STEP_NONE && cs->nfree_bufs == 0) {
+			break;
+		}
+		cs->ready_head = op->rnext;
+		if (!cs->ready_head) {
+			cs->ready_tail = NULL;
+		}
+		if (step == STEP_NONE) {
+			op_finish(op, 0);
+			continue;
+		}
+		op->buf = cs->bufs[--cs->nfree_bufs];
+		op->state = OP_RUNNING;
+		if (op->kind != STORE_OP_READ) {
+			step = coalesce(op, step);
+		}
+		cs->running++;
+		if (cs->running > cs->running_peak) {
+			cs->running_peak = cs->running;
+		}
+		op_start(op, step);
+	}
+	cs->dispatching = false;
+}
+
+int chunk_store_submit(struct store *st, struct store_io *io)
+{
+	struct chunk_store *cs = st->priv;
+
+	io->status = 0;
+	if (io->op == STORE_OP_FLUSH || io->len == 0) {
+		/* No volatile cache here: every completed WRITE is already durable. */
+		return reactor_post(st->reactor, io_done_msg, io);
+	}
+	if (io->op != STORE_OP_READ && io->op != STORE_OP_WRITE && io->op != STORE_OP_UNMAP &&
+	    io->op != STORE_OP_WRITE_ZEROES) {
+		return -ENOTSUP;
+	}
+	IO_NEXT(io) = NULL;
+	IO_CURSOR(io) = 0;
+	IO_PARTS(io) = 0;
+	if (cs->pend_tail) {
+		IO_NEXT(cs->pend_tail) = io;
+	} else {
+		cs->pend_head = io;
+	}
+	cs->pend_tail = io;
+	dispatch(cs);
+	return 0;
+}
+
+int chunk_store_lba_status(struct store *st, uint64_t offset, bool *mapped, uint64_t *run)
+{
+	struct chunk_store *cs = st->priv;
+	uint64_t idx, end, stop;
+	bool m;
+
+	if (offset >= st->size) {
+		return -EINVAL;
+	}
+	idx = offset / cs->chunk_size;
+	m = map_test(cs, idx);
+	for (end = idx + 1; end < cs->nchunks && map_test(cs, end) == m; end++) {
+	}
+	stop = end * cs->chunk_size;
+	if (stop > st->size) {
+		stop = st->size;
+	}
+	*mapped = m;
+	*run = stop - offset;
+	return 0;
+}
+
+/* ---- open / close ---- */
+
+static void chunk_store_free(struct chunk_store *cs)
+{
+	if (!cs) {
+		return;
+	}
+	if (cs->os) {
+		cs->os->ops->destroy(cs->os);
+	}
+	if (cs->all_bufs) {
+		for (unsigned i = 0; i < cs->max_inflight; i++) {
+			free(cs->all_bufs[i]);
+		}
+	}
+	free(cs->all_bufs);
+	free(cs->bufs);
+	free(cs->ops);
+	free(cs->map);
+	free(cs);
+}
+
+static int manifest_put(struct chunk_store *cs, bool create, char *err, size_t errlen)
+{
+	struct obj_req *r = calloc(1, sizeof(*r));
+	char *body = NULL;
+	int n, ret;
+
+	if (!r) {
+		return -ENOMEM;
+	}
+	body = calloc(1, 4096);
+	if (!body) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	n = chunk_manifest_encode(&cs->man, body, 4096);
+	if (n < 0) {
+		ret = n;
+		goto out;
+	}
+	r->op = OBJ_PUT;
+	snprintf(r->key, sizeof(r->key), "%s", CHUNK_MANIFEST_KEY);
+	r->buf = body;
+	r->len = (size_t)n;
+	r->if_none_match = create;
+	cs->os->err[0] = '\0';
+	ret = cs->os->ops->put_sync(cs->os, r);
+	if (ret == 0) {
+		ret = r->status;
+	}
+	if (ret && ret != -EEXIST) {
+		if (cs->os->err[0]) {
+			snprintf(err, errlen, "%s", cs->os->err);
+		} else {
+			snprintf(err, errlen, "cannot write manifest: %s", strerror(-ret));
+		}
+	}
+out:
+	free(body);
+	free(r);
+	return ret;
+}
+
+/* Read the manifest into cs->man: 0, -ENOENT (new volume), or -errno with err set. */
+static int manifest_get(struct chunk_store *cs, char *err, size_t errlen)
+{
+	struct obj_req *r = calloc(1, sizeof(*r));
+	char *body = NULL;
+	int ret;
+
+	if (!r) {
+		return -ENOMEM;
+	}
+	body = calloc(1, 4096);
+	if (!body) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	r->op = OBJ_GET;
+	snprintf(r->key, sizeof(r->key), "%s", CHUNK_MANIFEST_KEY);
+	r->buf = body;
+	r->len = 4095;
+	cs->os->err[0] = '\0';
+	ret = cs->os->ops->get_sync(cs->os, r);
+	if (ret == 0) {
+		ret = r->status;
+	}
+	if (ret == -ENOENT) {
+		goto out;
+	}
+	if (ret) {
+		if (cs->os->err[0]) {
+			snprintf(err, errlen, "%s", cs->os->err);
+		} else {
+			snprintf(err, errlen, "cannot read manifest: %s", strerror(-ret));
+		}
+		goto out;
+	}
+	ret = chunk_manifest_decode(body, r->got, &cs->man, err, errlen);
+out:
+	free(body);
+	free(r);
+	return ret;
+}
+
+static void list_cb(void *arg, const char *key, uint64_t size)
+{
+	struct chunk_store *cs = arg;
+	uint64_t idx;
+
+	if (chunk_key_parse(key, &idx) != 0) {
+		return;
+	}
+	if (idx >= cs->nchunks) {
+		LOG_WARN("chunk", "%s: ignoring %s beyond the volume's end", cs->st->uri, key);
+		return;
+	}
+	map_set(cs, idx, true);
+}
+
+int chunk_opts_parse(const struct store_params *p, struct chunk_opts *o, char *err, size_t errlen)
+{
+	const char *v;
+	uint64_t x;
+
+	o->chunk_size = 0;
+	o->max_inflight = CHUNK_MAX_INFLIGHT_DEFAULT;
+	v = store_param_get(p, "chunk_size");
+	if (v) {
+		if (parse_size(v, &x) != 0 || x < CHUNK_SIZE_MIN || x > CHUNK_SIZE_MAX ||
+		    (x & (x - 1))) {
+			snprintf(err, errlen,
+				 "chunk_size '%s': must be a power of two from 64K to 64M", v);
+			return -EINVAL;
+		}
+		o->chunk_size = (uint32_t)x;
+	}
+	v = store_param_get(p, "max_inflight");
+	if (v) {
+		if (parse_u64(v, 1, CHUNK_MAX_INFLIGHT_MAX, &x) != 0) {
+			snprintf(err, errlen, "max_inflight '%s': must be 1..%u", v,
+				 CHUNK_MAX_INFLIGHT_MAX);
+			return -EINVAL;
+		}
+		o->max_inflight = (unsigned)x;
+	}
+	return 0;
+}
+
+static int open_manifest(struct chunk_store *cs, const struct store_params *p,
+			 const struct chunk_opts *o, uint32_t bs, char *err, size_t errlen)
+{
+	int ret;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		uint32_t cz = o->chunk_size ? o->chunk_size : CHUNK_SIZE_DEFAULT;
+
+		ret = manifest_get(cs, err, errlen);
+		if (ret != -ENOENT) {
+			break;
+		}
+		if (p->size == 0) {
+			snprintf(err, errlen, "new volume: size= is required");
+			return -EINVAL;
+		}
+		if (cz % bs) {
+			snprintf(err, errlen,
+				 "chunk_size %" PRIu32 " is not a multiple of block size %" PRIu32,
+				 cz, bs);
+			return -EINVAL;
+		}
+		ret = chunk_manifest_init(&cs->man, p->size, cz, bs);
+		if (ret) {
+			snprintf(err, errlen, "cannot create volume id: %s", strerror(-ret));
+			return ret;
+		}
+		/* Conditional PUT: of two daemons racing to create, one wins, the other re-reads.
+		 */
+		ret = manifest_put(cs, true, err, errlen);
+		if (ret != -EEXIST) {
+			if (ret == 0) {
+				LOG_INFO("chunk",
+					 "%s: created volume %s (%" PRIu64
+					 " bytes, chunk_size %" PRIu32 ")",
+					 cs->st->uri, cs->man.volume_id, cs->man.size,
+					 cs->man.chunk_size);
+			}
+			return ret;
+		}
+	}
+	if (ret) {
+		return ret;
+	}
+	if (o->chunk_size && o->chunk_size != cs->man.chunk_size) {
+		snprintf(err, errlen,
+			 "chunk_size %" PRIu32 " does not match the volume's chunk_size %" PRIu32
+			 " recorded in its manifest",
+			 o->chunk_size, cs->man.chunk_size);
+		return -EINVAL;
+	}
+	if (bs != cs->man.block_size) {
+		snprintf(err, errlen,
+			 "block_size %" PRIu32 " does not match the volume's block_size %" PRIu32
+			 " recorded in its manifest",
+			 bs, cs->man.block_size);
+		return -EINVAL;
+	}
+	if (p->size && p->size < cs->man.size) {
+		snprintf(err, errlen,
+			 "size %" PRIu64 " is smaller than the volume's size %" PRIu64
+			 ": shrinking is not supported",
+			 p->size, cs->man.size);
+		return -EINVAL;
+	}
+	if (p->size > cs->man.size) {
+		uint64_t old = cs->man.size;
+
+		cs->man.size = p->size;
+		ret = manifest_put(cs, false, err, errlen);
+		if (ret) {
+			return ret;
+		}
+		LOG_INFO("chunk", "%s: volume grown from %" PRIu64 " to %" PRIu64 " bytes",
+			 cs->st->uri, old, p->size);
+	}
+	return 0;
+}
+
+int chunk_store_open(struct store *st, const struct store_params *p, const struct chunk_opts *o,
+		     struct objstore *os, char *err, size_t errlen)
+{
+	struct chunk_store *cs;
+	uint32_t bs = p->block_size ? p->block_size : 512;
+	int ret;
+
+	cs = calloc(1, sizeof(*cs));
+	if (!cs) {
+		os->ops->destroy(os);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	cs->st = st;
+	cs->os = os;
+	if (p->size % bs) {
+		snprintf(err, errlen, "size %" PRIu64 " is not a multiple of block size %" PRIu32,
+			 p->size, bs);
+		ret = -EINVAL;
+		goto err;
+	}
+	ret = open_manifest(cs, p, o, bs, err, errlen);
+	if (ret) {
+		goto err;
+	}
+	cs->chunk_size = cs->man.chunk_size;
+	cs->seg_size = chunk_seg_size(cs->chunk_size);
+	ret = map_grow(cs, (cs->man.size + cs->chunk_size - 1) / cs->chunk_size);
+	if (ret) {
+		snprintf(err, errlen, "out of memory for the chunk map");
+		goto err;
+	}
+	os->err[0] = '\0';
+	ret = os->ops->list(os, CHUNK_KEY_PREFIX, list_cb, cs);
+	if (ret) {
+		if (os->err[0]) {
+			snprintf(err, errlen, "%s", os->err);
+		} else {
+			snprintf(err, errlen, "cannot list chunks: %s", strerror(-ret));
+		}
+		goto err;
+	}
+	cs->max_inflight = o->max_inflight ? o->max_inflight : CHUNK_MAX_INFLIGHT_DEFAULT;
+	cs->nops = cs->max_inflight * 4 + 16;
+	cs->ops = calloc(cs->nops, sizeof(*cs->ops));
+	cs->bufs = calloc(cs->max_inflight, sizeof(*cs->bufs));
+	cs->all_bufs = calloc(cs->max_inflight, sizeof(*cs->all_bufs));
+	if (!cs->ops || !cs->bufs || !cs->all_bufs) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+		goto err;
+	}
+	for (unsigned i = 0; i < cs->max_inflight; i++) {
+		/* Large allocations are mmap-backed: pages commit only when a buffer is used. */
+		cs->all_bufs[i] = malloc(cs->chunk_size);
+		if (!cs->all_bufs[i]) {
+			snprintf(err, errlen, "out of memory for %u chunk buffers",
+				 cs->max_inflight);
+			ret = -ENOMEM;
+			goto err;
+		}
+		cs->bufs[i] = cs->all_bufs[i];
+	}
+	cs->nfree_bufs = cs->max_inflight;
+	for (unsigned i = 0; i < cs->nops; i++) {
+		cs->ops[i].cs = cs;
+		cs->ops[i].rnext = cs->free_ops;
+		cs->free_ops = &cs->ops[i];
+	}
+	st->priv = cs;
+	st->size = cs->man.size;
+	st->block_size = bs;
+	st->caps = STORE_CAP_UNMAP | STORE_CAP_LBA_STATUS;
+	st->opt_io_bytes = cs->chunk_size;
+	return 0;
+err:
+	chunk_store_free(cs);
+	return ret;
+}
+
+int chunk_store_resize(struct store *st, uint64_t new_size)
+{
+	struct chunk_store *cs = st->priv;
+	char err[256];
+	uint64_t old = cs->man.size;
+	int ret;
+
+	if (new_size < st->size || new_size % st->block_size) {
+		return -EINVAL;
+	}
+	if (new_size == st->size) {
+		return 0;
+	}
+	ret = map_grow(cs, (new_size + cs->chunk_size - 1) / cs->chunk_size);
+	if (ret) {
+		return ret;
+	}
+	cs->man.size = new_size;
+	ret = manifest_put(cs, false, err, sizeof(err));
+	if (ret) {
+		LOG_ERR("chunk", "%s: resize: %s", st->uri, err);
+		cs->man.size = old;
+		cs->nchunks = (old + cs->chunk_size - 1) / cs->chunk_size;
+		return ret;
+	}
+	st->size = new_size;
+	return 0;
+}
+
+void chunk_store_close(struct store *st)
+{
+	struct chunk_store *cs = st->priv;
+
+	if (!cs) {
+		return;
+	}
+	if (cs->running || cs->pend_head) {
+		LOG_ERR("chunk", "%s: closed with I/O in flight", st->uri);
+	}
+	chunk_store_free(cs);
+	st->priv = NULL;
+}

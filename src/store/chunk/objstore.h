@@ -1,0 +1,75 @@
+/*
+ * objstore.h - the object back end under the chunked stores (private to
+ * src/store). The chunk logic (chunk.c) speaks only this interface; `dir`
+ * implements it with files in a directory, `s3` with S3 requests.
+ *
+ * Async rule as for stores: submit() returns 0 and req->cb runs exactly once,
+ * later, on the reactor given at creation; or it returns -errno and cb never runs.
+ * Keys are relative to the volume prefix ("chunks/0000000000000abc").
+ */
+#ifndef S3TGT_OBJSTORE_H
+#define S3TGT_OBJSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct objstore;
+struct obj_req;
+
+enum obj_op {
+	OBJ_GET,    /* whole object, or [range_off, range_off+range_len) */
+	OBJ_PUT,    /* whole object */
+	OBJ_DELETE, /* missing object is success */
+};
+
+#define OBJ_META_MAX 1024
+
+typedef void (*obj_cb_fn)(struct obj_req *req);
+
+struct obj_req {
+	enum obj_op op;
+	char key[256];
+	uint64_t range_off;
+	uint64_t range_len; /* GET: 0 = whole object */
+	void *buf;	    /* borrowed. GET: room for `len` bytes; PUT: `len` bytes of body */
+	size_t len;
+	size_t got;	    /* GET: bytes received */
+	/* User metadata: PUT sends it, GET returns it (S3: x-amz-meta-s3tgt). NUL-terminated. */
+	char meta[OBJ_META_MAX];
+	bool if_none_match; /* PUT only if the object does not exist (-EEXIST otherwise) */
+	/*
+	 * 0, or -ENOENT (no such object), -EEXIST (conditional PUT lost),
+	 * -EACCES (denied / bad credentials), -ENXIO (no such bucket),
+	 * -ETIMEDOUT / -EIO (failed after retries).
+	 */
+	int status;
+	obj_cb_fn cb;
+	void *cb_arg;
+	void *priv[2]; /* back end's scratch */
+};
+
+typedef void (*obj_list_fn)(void *arg, const char *key, uint64_t size);
+
+struct objstore_ops {
+	const char *name;
+	int (*submit)(struct objstore *os, struct obj_req *req);
+	/*
+	 * Synchronous listing of every key under `prefix` (relative), paged as
+	 * the back end needs. Used at open only, may block. Returns 0 or -errno.
+	 */
+	int (*list)(struct objstore *os, const char *prefix, obj_list_fn fn, void *arg);
+	/* Synchronous single-object helpers for open-time work (manifest). */
+	int (*get_sync)(struct objstore *os, struct obj_req *req);
+	int (*put_sync)(struct objstore *os, struct obj_req *req);
+	/* Every submitted request has completed. */
+	void (*destroy)(struct objstore *os);
+};
+
+struct objstore {
+	const struct objstore_ops *ops;
+	void *priv;
+	char err[256]; /* last error message for open-time failures */
+};
+
+#endif
