@@ -10,6 +10,7 @@
 #ifndef S3TGT_CORE_H
 #define S3TGT_CORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -70,6 +71,13 @@ int thread_pool_create(unsigned nthreads, struct thread_pool **out);
 void thread_pool_destroy(struct thread_pool *tp); /* drains queued work first */
 int thread_pool_submit(struct thread_pool *tp, thread_pool_fn work, struct reactor *r,
 		       reactor_msg_fn done, void *arg);
+
+/*
+ * Start a service thread with every signal blocked, so SIGTERM/SIGINT always
+ * reach the daemon's signalfd on the reactor and never kill the process from
+ * a worker, whatever mask the creating thread had. Returns 0 or -errno.
+ */
+int core_thread_spawn(pthread_t *thread, void *(*fn)(void *), void *arg);
 
 /* Big-endian wire accessors (never cast wire bytes to wider types). */
 static inline uint16_t get_be16(const uint8_t *p)

@@ -97,6 +97,13 @@ struct store_ops {
 	int (*lba_status)(struct store *st, uint64_t offset, bool *mapped, uint64_t *run);
 	/* Optional: grow to new_size bytes. Returns 0 or -errno. */
 	int (*resize)(struct store *st, uint64_t new_size);
+	/*
+	 * Optional: a stable identity of the data behind this store (the chunk
+	 * store's manifest volume id), so a layer above (the cache's cache_dir)
+	 * can tell volumes apart. Borrowed string, valid until close. NULL op or
+	 * NULL result: no identity; the layer above falls back to the URI.
+	 */
+	const char *(*volume_id)(struct store *st);
 };
 
 struct store {

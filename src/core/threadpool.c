@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "core_internal.h"
@@ -93,9 +94,8 @@ int thread_pool_create(unsigned nthreads, struct thread_pool **out)
 		goto err_mutex;
 	}
 	for (; tp->nthreads < nthreads; tp->nthreads++) {
-		rc = pthread_create(&tp->threads[tp->nthreads], NULL, worker_main, tp);
+		rc = core_thread_spawn(&tp->threads[tp->nthreads], worker_main, tp);
 		if (rc) {
-			rc = -rc;
 			thread_pool_destroy(tp);
 			return rc;
 		}
@@ -168,4 +168,19 @@ int thread_pool_submit(struct thread_pool *tp, thread_pool_fn work, struct react
 	pthread_cond_signal(&tp->cond);
 	pthread_mutex_unlock(&tp->lock);
 	return 0;
+}
+
+int core_thread_spawn(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int rc;
+
+	sigfillset(&all);
+	rc = pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (rc) {
+		return -rc;
+	}
+	rc = pthread_create(thread, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -rc;
 }

@@ -1281,7 +1281,7 @@ int s3_client_create(const struct s3_config *cfg, struct reactor *r, struct s3_c
 	}
 	curl_multi_setopt(cl->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cl->max_inflight);
 	curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, (long)cl->max_inflight);
-	rc = -pthread_create(&cl->thread, NULL, client_main, cl);
+	rc = core_thread_spawn(&cl->thread, client_main, cl);
 	if (rc < 0) {
 		(void)snprintf(err, errlen, "cannot start the S3 client thread: %s", strerror(-rc));
 		goto err;

@@ -8,6 +8,7 @@
  * Credentials are never part of the URI: they come from the AWS default chain.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

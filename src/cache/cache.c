@@ -1,0 +1,2046 @@
+/*
+ * cache.c - the write-back chunk cache: a store whose lower store is s3, dir,
+ * file or ram (STYLE.md 2: layers stack). Everything here runs on the store's
+ * reactor thread, except the journal writes (cache_dir) which run on a small
+ * thread pool and come back as messages.
+ *
+ * The device is cut into cache chunks (the lower store's opt_io_bytes, i.e.
+ * the S3 chunk size, else 1 MiB). A fixed number of slots (cache_size /
+ * chunk_size) each holds one chunk buffer plus two block bitmaps: `valid`
+ * (the cached block is current) and `dirty` (valid and not yet in the lower
+ * store; dirty is a subset of valid). A slot is on exactly one list:
+ *
+ *            write                      upload ok, gen unchanged
+ *   FREE ──────────────> DIRTY ───────────────────────────────────> CLEAN (LRU)
+ *    ^  \  fill (read)     ^  \ upload (one at a time per slot) ─┐     │   │
+ *    │   └───────────────────────────────────────────────────────┼───> │   │
+ *    │                     └── write / upload failed / gen moved ┘     │   │
+ *    │                     <──────────────── write ────────────────────┘   │
+ *    └──────────────── evict (LRU, unpinned) or UNMAP drop ────────────────┘
+ *
+ * Upload of a slot: if every block is valid, one full-chunk lower write from
+ * a snapshot buffer (no read); otherwise one lower read of the chunk, the
+ * missing blocks are filled into the slot (it is valid from then on: merged
+ * once), then the full-chunk write. `gen` counts writes into the slot; if it
+ * moved while uploading the slot stays dirty and is uploaded again.
+ *
+ * Invariants:
+ *  - At most one upload per slot; a dirty or uploading slot is never evicted.
+ *  - Per chunk, lower writes (uploads) never overlap a forwarded UNMAP/WRITE
+ *    ZEROES of that chunk: a range op waits until no slot in its range is
+ *    uploading (and every write behind it waits in the FIFO `waitq`), and an
+ *    upload never starts while a forwarded range op covering it is in flight.
+ *  - Every write's `wseq` is ordered; a slot's dirty_seq is the smallest wseq
+ *    of its writes not yet stored. FLUSH with seq S completes when no dirty
+ *    slot has dirty_seq <= S (then a lower FLUSH). FUA: the same, for its chunks.
+ *  - A fill (lower read that populates the cache) is inserted only if no range
+ *    op started since it was issued (inval_seq) and none is in flight over it,
+ *    and only into blocks still not valid, so it never hides newer data.
+ *  - Memory: slots + (max_uploads + nfill) transfer buffers, all allocated at
+ *    open; writes that find no free or evictable slot wait in `waitq`.
+ *  - With cache_dir, a write completes only after its blocks and the slot's
+ *    dirty bitmap are written and fdatasync'ed (journal, docs/DURABILITY.md);
+ *    journal jobs of one slot run in FIFO order, one at a time.
+ *  - io->cb runs exactly once and never inside submit (completion is posted).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "s3tgt/cache.h"
+#include "s3tgt/core.h"
+#include "s3tgt/log.h"
+#include "s3tgt/store.h"
+
+#include "cache_internal.h"
+
+#define COMP "cache"
+#define TICK_MS 50u
+#define BACKOFF_MIN_MS 200u
+#define BACKOFF_MAX_MS 10000u
+#define JOURNAL_THREADS 4u
+
+enum elist { L_NONE, L_FREE, L_CLEAN, L_DIRTY };
+
+struct centry {
+	struct cache *c;
+	uint32_t slot;
+	bool used;
+	uint64_t idx; /* chunk index while used */
+	uint8_t *buf;
+	uint64_t *valid, *dirty;
+	uint32_t nvalid, ndirty;
+	uint64_t gen;
+	uint64_t dirty_seq; /* smallest wseq not yet stored; UINT64_MAX when clean */
+	uint64_t dirty_ms;
+	uint64_t retry_at_ms;
+	unsigned fails;
+	unsigned pins; /* direct reads that overlay this slot at completion */
+	bool uploading;
+	bool jhdr_stale; /* dirty bitmap changed since the last journaled header */
+	enum elist list;
+	struct centry *lprev, *lnext;
+	struct centry *hnext;
+	/* journal FIFO of this slot */
+	struct jjob *jhead, *jtail;
+	bool jbusy;
+};
+
+enum cio_kind { CIO_READ, CIO_WRITE, CIO_RANGE, CIO_FLUSH };
+
+struct cio {
+	struct cache *c;
+	struct store_io *io;
+	enum cio_kind kind;
+	unsigned pending;
+	int status;
+	uint64_t cursor;
+	uint64_t wseq;
+	uint64_t enq_ms;
+	bool synced;
+	/* sync wait (FLUSH, FUA) */
+	uint64_t sync_seq, c0, c1, deadline;
+	struct store_io lio; /* forwarded range op or lower FLUSH */
+	struct cio *next;    /* waitq, sync list or range in-flight list */
+};
+
+struct cpiece {
+	struct cache *c;
+	struct cio *cio;
+	uint64_t idx;
+	uint32_t off, len; /* inside the chunk */
+	uint8_t *dst;
+	struct centry *pin;
+	struct store_io lio;
+	struct cpiece *next;
+};
+
+struct cfill {
+	struct cache *c;
+	bool busy;
+	uint64_t idx;
+	uint64_t seq;
+	uint8_t *buf;
+	struct store_io lio;
+	struct cpiece *waiters;
+};
+
+struct cup {
+	struct cache *c;
+	bool busy;
+	bool merging;
+	struct centry *e;
+	uint8_t *buf;
+	uint64_t snap_gen, snap_wseq;
+	struct store_io lio;
+};
+
+struct jjob {
+	struct cache *c;
+	struct centry *e;
+	struct cio *cio; /* completes a part of it, or NULL */
+	const void *src;
+	size_t len;
+	uint64_t data_off;
+	uint8_t *hdr; /* owned snapshot, or NULL */
+	bool sync;
+	int rc;
+	struct jjob *next;
+};
+
+struct cache {
+	struct store *st; /* the wrapper; NULL once closed */
+	struct store *lower;
+	struct reactor *r;
+	struct cache_params p;
+	uint32_t bs;
+	uint32_t chunk;
+	uint32_t nblk; /* blocks per chunk */
+	uint32_t words;
+	uint32_t nslots;
+	struct centry *e;
+	struct centry **hash;
+	uint32_t hmask;
+	struct centry *free_head, *free_tail;
+	struct centry *clean_head, *clean_tail;
+	struct centry *dirty_head, *dirty_tail;
+	uint32_t ndirty_slots;
+	uint64_t dirty_blocks;
+	uint8_t *arena;
+	size_t arena_len;
+	struct cup *ups;
+	unsigned nups, ups_busy;
+	struct cfill *fills;
+	unsigned nfills;
+	uint64_t wseq;
+	uint64_t inval_seq;
+	struct cio *waitq_head, *waitq_tail;
+	struct cio *syncs;
+	struct cio *ranges; /* forwarded range ops in flight */
+	uint64_t last_read_end;
+	unsigned seq_streak;
+	struct reactor_timer *tick;
+	unsigned internal; /* lower ios and journal jobs in flight */
+	bool closing;
+	struct cache_stats stats;
+	/* journal (cache_dir) */
+	int jfd;
+	struct thread_pool *tp;
+	uint32_t slot_hdr;
+	uint64_t jseq;
+	uint8_t *zeros;
+	char *vol_id;
+};
+
+static void schedule(struct cache *c);
+static void waitq_run(struct cache *c);
+static void check_syncs(struct cache *c);
+static void cio_put(struct cio *w, int status);
+static void internal_done(struct cache *c);
+
+/* ---- bitmaps ---- */
+
+static uint32_t bm_set(uint64_t *bm, uint32_t first, uint32_t n)
+{
+	uint32_t added = 0;
+
+	for (uint32_t i = first; i < first + n; i++) {
+		uint64_t bit = 1ull << (i % 64);
+		if (!(bm[i / 64] & bit)) {
+			bm[i / 64] |= bit;
+			added++;
+		}
+	}
+	return added;
+}
+
+static bool bm_test(const uint64_t *bm, uint32_t i)
+{
+	return (bm[i / 64] >> (i % 64)) & 1u;
+}
+
+static bool bm_all(const uint64_t *bm, uint32_t first, uint32_t n)
+{
+	for (uint32_t i = first; i < first + n; i++) {
+		if (!bm_test(bm, i)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- geometry ---- */
+
+static uint32_t chunk_len(const struct cache *c, uint64_t idx)
+{
+	uint64_t start = idx * c->chunk;
+	uint64_t left = c->lower->size - start;
+
+	return left < c->chunk ? (uint32_t)left : c->chunk;
+}
+
+static uint32_t chunk_blocks(const struct cache *c, uint64_t idx)
+{
+	return chunk_len(c, idx) / c->bs;
+}
+
+/* ---- lists and hash ---- */
+
+static void list_del(struct cache *c, struct centry *e)
+{
+	struct centry **head, **tail;
+
+	switch (e->list) {
+	case L_FREE:
+		head = &c->free_head;
+		tail = &c->free_tail;
+		break;
+	case L_CLEAN:
+		head = &c->clean_head;
+		tail = &c->clean_tail;
+		break;
+	case L_DIRTY:
+		head = &c->dirty_head;
+		tail = &c->dirty_tail;
+		c->ndirty_slots--;
+		break;
+	default:
+		return;
+	}
+	if (e->lprev) {
+		e->lprev->lnext = e->lnext;
+	} else {
+		*head = e->lnext;
+	}
+	if (e->lnext) {
+		e->lnext->lprev = e->lprev;
+	} else {
+		*tail = e->lprev;
+	}
+	e->lprev = e->lnext = NULL;
+	e->list = L_NONE;
+}
+
+static void list_add_tail(struct cache *c, struct centry *e, enum elist l)
+{
+	struct centry **head, **tail;
+
+	list_del(c, e);
+	if (l == L_FREE) {
+		head = &c->free_head;
+		tail = &c->free_tail;
+	} else if (l == L_CLEAN) {
+		head = &c->clean_head;
+		tail = &c->clean_tail;
+	} else {
+		head = &c->dirty_head;
+		tail = &c->dirty_tail;
+		c->ndirty_slots++;
+	}
+	e->lprev = *tail;
+	e->lnext = NULL;
+	if (*tail) {
+		(*tail)->lnext = e;
+	} else {
+		*head = e;
+	}
+	*tail = e;
+	e->list = l;
+}
+
+static uint32_t hash_idx(const struct cache *c, uint64_t idx)
+{
+	return (uint32_t)((idx * 0x9E3779B97F4A7C15ull) >> 32) & c->hmask;
+}
+
+static struct centry *lookup(struct cache *c, uint64_t idx)
+{
+	for (struct centry *e = c->hash[hash_idx(c, idx)]; e; e = e->hnext) {
+		if (e->idx == idx) {
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static void hash_del(struct cache *c, struct centry *e)
+{
+	struct centry **pp = &c->hash[hash_idx(c, e->idx)];
+
+	while (*pp && *pp != e) {
+		pp = &(*pp)->hnext;
+	}
+	if (*pp) {
+		*pp = e->hnext;
+	}
+	e->hnext = NULL;
+}
+
+static void entry_reset(struct cache *c, struct centry *e, uint64_t idx)
+{
+	memset(e->valid, 0, c->words * sizeof(uint64_t));
+	memset(e->dirty, 0, c->words * sizeof(uint64_t));
+	e->nvalid = e->ndirty = 0;
+	e->gen = 0;
+	e->dirty_seq = UINT64_MAX;
+	e->fails = 0;
+	e->retry_at_ms = 0;
+	e->idx = idx;
+	e->used = true;
+	e->hnext = c->hash[hash_idx(c, idx)];
+	c->hash[hash_idx(c, idx)] = e;
+}
+
+/* A free slot, or the least recently used clean unpinned one; NULL if none. */
+static struct centry *slot_get(struct cache *c, uint64_t idx)
+{
+	struct centry *e = c->free_head;
+
+	if (!e) {
+		for (e = c->clean_head; e && e->pins; e = e->lnext) {
+		}
+		if (!e) {
+			return NULL;
+		}
+		hash_del(c, e);
+		c->stats.evictions++;
+	}
+	list_del(c, e);
+	entry_reset(c, e, idx);
+	return e;
+}
+
+static void entry_drop(struct cache *c, struct centry *e)
+{
+	if (e->ndirty) {
+		c->dirty_blocks -= e->ndirty;
+	}
+	e->ndirty = 0;
+	e->dirty_seq = UINT64_MAX;
+	hash_del(c, e);
+	e->used = false;
+	list_add_tail(c, e, L_FREE);
+}
+
+/* ---- completion plumbing ---- */
+
+static void io_finish_msg(void *arg)
+{
+	struct cio *w = arg;
+	struct store_io *io = w->io;
+
+	io->status = w->status;
+	free(w);
+	io->cb(io);
+}
+
+static void cio_finish(struct cio *w)
+{
+	/* Always posted: the async rule forbids running cb inside submit(). */
+	if (reactor_post(w->c->r, io_finish_msg, w) != 0) {
+		LOG_ERR(COMP, "%s: cannot post a completion (out of memory)", w->c->lower->uri);
+		io_finish_msg(w);
+	}
+}
+
+static void flush_lower_done(struct store_io *lio)
+{
+	struct cio *w = lio->cb_arg;
+	struct cache *c = w->c;
+
+	internal_done(c);
+	cio_put(w, lio->status);
+}
+
+static void sync_register(struct cio *w, uint64_t seq, uint64_t c0, uint64_t c1)
+{
+	struct cache *c = w->c;
+
+	w->sync_seq = seq;
+	w->c0 = c0;
+	w->c1 = c1;
+	w->deadline = reactor_now_ms() + w->c->p.flush_timeout_ms;
+	w->pending++;
+	w->next = c->syncs;
+	c->syncs = w;
+	check_syncs(c);
+	schedule(c);
+}
+
+static void cio_put(struct cio *w, int status)
+{
+	if (status && !w->status) {
+		w->status = status;
+	}
+	if (--w->pending) {
+		return;
+	}
+	if (w->status == 0 && !w->synced) {
+		if (w->kind == CIO_WRITE && w->io->fua) {
+			uint64_t first = w->io->offset / w->c->chunk;
+			uint64_t last = (w->io->offset + w->io->len - 1) / w->c->chunk;
+
+			w->synced = true;
+			sync_register(w, w->wseq, first, last);
+			return;
+		}
+		if (w->kind == CIO_FLUSH) {
+			w->synced = true;
+			sync_register(w, w->c->wseq, 0, UINT64_MAX);
+			return;
+		}
+	}
+	cio_finish(w);
+}
+
+static void finalize_msg(void *arg);
+
+static void internal_done(struct cache *c)
+{
+	c->internal--;
+	if (c->closing && c->internal == 0) {
+		/* Not from inside the lower store's callback: it may still use itself. */
+		if (reactor_post(c->r, finalize_msg, c) != 0) {
+			LOG_ERR(COMP, "cannot post the final close; leaking the cache");
+		}
+	}
+}
+
+/* ---- journal (cache_dir) ---- */
+
+/* On-disk format: docs/DURABILITY.md "cache_dir format". */
+#define J_MAGIC "S3TGTCCH"
+#define J_VERSION 1u
+#define J_HDR_SIZE 4096u
+#define J_OFF_VERSION 8
+#define J_OFF_BS 12
+#define J_OFF_CHUNK 16
+#define J_OFF_NSLOTS 20
+#define J_OFF_SLOTHDR 24
+#define J_OFF_CRC 28
+#define J_OFF_VOLLEN 32
+#define J_OFF_VOL 34
+#define J_VOL_MAX 255u
+#define S_MAGIC 0x534c4f54u /* "SLOT" */
+#define S_OFF_STATE 4
+#define S_OFF_IDX 8
+#define S_OFF_SEQ 16
+#define S_OFF_NBLK 24
+#define S_OFF_CRC 28
+#define S_OFF_BITMAP 32
+_Static_assert(J_OFF_VOL + J_VOL_MAX < J_HDR_SIZE, "volume id fits the header");
+
+static uint64_t slot_off(const struct cache *c, uint32_t slot)
+{
+	return J_HDR_SIZE + (uint64_t)slot * (c->slot_hdr + c->chunk);
+}
+
+static void slot_hdr_build(struct cache *c, const struct centry *e, uint8_t *h)
+{
+	memset(h, 0, c->slot_hdr);
+	put_be32(h, S_MAGIC);
+	put_be32(h + S_OFF_STATE, e->used && e->ndirty ? 1u : 0u);
+	put_be64(h + S_OFF_IDX, e->used ? e->idx : 0);
+	put_be64(h + S_OFF_SEQ, c->jseq++);
+	put_be32(h + S_OFF_NBLK, c->nblk);
+	if (e->used && e->ndirty) {
+		for (uint32_t i = 0; i < c->nblk; i++) {
+			if (bm_test(e->dirty, i)) {
+				h[S_OFF_BITMAP + i / 8] |= (uint8_t)(1u << (i % 8));
+			}
+		}
+	}
+	put_be32(h + S_OFF_CRC, crc32c(0, h, c->slot_hdr));
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -errno;
+		}
+		if (n == 0) {
+			return -EIO;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static void jjob_work(void *arg)
+{
+	struct jjob *j = arg;
+	struct cache *c = j->c;
+	int rc = 0;
+
+	if (j->len) {
+		rc = pwrite_full(c->jfd, j->src, j->len, j->data_off);
+	}
+	if (!rc && j->hdr) {
+		/*
+		 * The blocks must be stable before the bitmap that claims them, or a
+		 * power loss could leave a header pointing at stale bytes.
+		 */
+		if (j->len && j->sync && fdatasync(c->jfd) != 0) {
+			rc = -errno;
+		}
+		if (!rc) {
+			rc = pwrite_full(c->jfd, j->hdr, c->slot_hdr, slot_off(c, j->e->slot));
+		}
+	}
+	if (!rc && j->sync && fdatasync(c->jfd) != 0) {
+		rc = -errno;
+	}
+	j->rc = rc;
+}
+
+static void jjob_start(struct centry *e);
+
+static void jjob_done(void *arg)
+{
+	struct jjob *j = arg;
+	struct centry *e = j->e;
+	struct cache *c = j->c;
+
+	if (j->rc) {
+		LOG_RATELIMIT(LOG_LEVEL_ERR, COMP, "%s: cache_dir write for slot %u failed: %s",
+			      c->p.cache_dir, e->slot, strerror(-j->rc));
+	}
+	e->jhead = j->next;
+	if (!e->jhead) {
+		e->jtail = NULL;
+	}
+	e->jbusy = false;
+	if (j->cio) {
+		cio_put(j->cio, j->rc ? -EIO : 0);
+	}
+	free(j->hdr);
+	free(j);
+	jjob_start(e);
+	internal_done(c);
+}
+
+static void jjob_start(struct centry *e)
+{
+	struct jjob *j = e->jhead;
+	int rc;
+
+	if (e->jbusy || !j) {
+		return;
+	}
+	e->jbusy = true;
+	rc = thread_pool_submit(j->c->tp, jjob_work, j->c->r, jjob_done, j);
+	if (rc) {
+		j->rc = rc;
+		e->c->internal++;
+		if (reactor_post(j->c->r, jjob_done, j) != 0) {
+			LOG_ERR(COMP, "cannot queue a cache_dir write");
+		}
+		return;
+	}
+	e->c->internal++;
+}
+
+/*
+ * Queue a journal write for slot e: `len` bytes from src at chunk offset off
+ * (len 0: header only), plus the header if the dirty bitmap changed. The
+ * snapshot of the header is taken now, so jobs of a slot land in order.
+ */
+static int journal_queue(struct cache *c, struct centry *e, struct cio *w, const void *src,
+			 uint32_t off, uint32_t len, bool sync, bool force_hdr)
+{
+	struct jjob *j;
+
+	if (c->jfd < 0) {
+		return 0;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		return -ENOMEM;
+	}
+	if (e->jhdr_stale || force_hdr) {
+		j->hdr = malloc(c->slot_hdr);
+		if (!j->hdr) {
+			free(j);
+			return -ENOMEM;
+		}
+		slot_hdr_build(c, e, j->hdr);
+		e->jhdr_stale = false;
+	}
+	j->c = c;
+	j->e = e;
+	j->cio = w;
+	j->src = src;
+	j->len = len;
+	j->data_off = slot_off(c, e->slot) + c->slot_hdr + off;
+	j->sync = sync;
+	if (w) {
+		w->pending++;
+	}
+	if (e->jtail) {
+		e->jtail->next = j;
+	} else {
+		e->jhead = j;
+	}
+	e->jtail = j;
+	jjob_start(e);
+	return 0;
+}
+
+/* ---- writeback ---- */
+
+static bool range_inflight_over(const struct cache *c, uint64_t idx)
+{
+	for (const struct cio *w = c->ranges; w; w = w->next) {
+		uint64_t first = w->lio.offset / c->chunk;
+		uint64_t last = (w->lio.offset + w->lio.len - 1) / c->chunk;
+		if (idx >= first && idx <= last) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void upload_release(struct cup *u)
+{
+	struct cache *c = u->c;
+
+	u->e->uploading = false;
+	u->busy = false;
+	u->e = NULL;
+	c->ups_busy--;
+}
+
+static void upload_failed(struct cup *u, int rc, const char *what)
+{
+	struct cache *c = u->c;
+	struct centry *e = u->e;
+	unsigned shift = e->fails < 6 ? e->fails : 6;
+	uint64_t delay = (uint64_t)BACKOFF_MIN_MS << shift;
+
+	if (delay > BACKOFF_MAX_MS) {
+		delay = BACKOFF_MAX_MS;
+	}
+	e->fails++;
+	e->retry_at_ms = reactor_now_ms() + delay;
+	c->stats.upload_errors++;
+	LOG_RATELIMIT(LOG_LEVEL_WARN, COMP,
+		      "%s: chunk %" PRIu64 " %s failed (%s), attempt %u, retrying in %" PRIu64
+		      " ms; data stays in the cache",
+		      c->lower->uri, e->idx, what, strerror(-rc), e->fails, delay);
+	upload_release(u);
+}
+
+static void after_event(struct cache *c)
+{
+	if (c->closing) {
+		return;
+	}
+	waitq_run(c);
+	check_syncs(c);
+	schedule(c);
+}
+
+static void upload_write_done(struct store_io *lio)
+{
+	struct cup *u = lio->cb_arg;
+	struct cache *c = u->c;
+	struct centry *e = u->e;
+
+	if (lio->status) {
+		upload_failed(u, lio->status, "upload");
+		goto out;
+	}
+	c->stats.uploads++;
+	e->fails = 0;
+	if (e->gen == u->snap_gen) {
+		c->dirty_blocks -= e->ndirty;
+		memset(e->dirty, 0, c->words * sizeof(uint64_t));
+		e->ndirty = 0;
+		e->dirty_seq = UINT64_MAX;
+		e->jhdr_stale = true;
+		list_add_tail(c, e, L_CLEAN);
+		if (journal_queue(c, e, NULL, NULL, 0, 0, false, true) != 0) {
+			LOG_WARN(COMP, "%s: cannot journal clean chunk %" PRIu64
+				 " (it will be uploaded again after a restart)",
+				 c->lower->uri, e->idx);
+		}
+	} else {
+		/* Rewritten while uploading: what the snapshot held is stored, the rest is not. */
+		e->dirty_seq = u->snap_wseq + 1;
+		e->dirty_ms = reactor_now_ms();
+		list_add_tail(c, e, L_DIRTY);
+	}
+	upload_release(u);
+out:
+	internal_done(c);
+	after_event(c);
+}
+
+static void upload_put(struct cup *u)
+{
+	struct cache *c = u->c;
+	struct centry *e = u->e;
+	int rc;
+
+	memcpy(u->buf, e->buf, chunk_len(c, e->idx));
+	u->snap_gen = e->gen;
+	u->snap_wseq = c->wseq;
+	u->merging = false;
+	u->lio = (struct store_io){.op = STORE_OP_WRITE,
+				   .offset = e->idx * c->chunk,
+				   .len = chunk_len(c, e->idx),
+				   .buf = u->buf,
+				   .cb = upload_write_done,
+				   .cb_arg = u};
+	rc = store_submit(c->lower, &u->lio);
+	if (rc) {
+		upload_failed(u, rc, "upload submit");
+		return;
+	}
+	c->internal++;
+}
+
+static void upload_read_done(struct store_io *lio)
+{
+	struct cup *u = lio->cb_arg;
+	struct cache *c = u->c;
+	struct centry *e = u->e;
+	uint32_t n = chunk_blocks(c, e->idx);
+
+	internal_done(c);
+	if (lio->status) {
+		upload_failed(u, lio->status, "merge read");
+		after_event(c);
+		return;
+	}
+	/* Merge once: the slot takes the stored blocks it lacks and is fully valid after. */
+	for (uint32_t i = 0; i < n; i++) {
+		if (!bm_test(e->valid, i)) {
+			memcpy(e->buf + (size_t)i * c->bs, u->buf + (size_t)i * c->bs, c->bs);
+		}
+	}
+	e->nvalid += bm_set(e->valid, 0, n);
+	if (c->closing) {
+		upload_release(u);
+		return;
+	}
+	upload_put(u);
+}
+
+static void upload_start(struct cache *c, struct centry *e)
+{
+	struct cup *u = NULL;
+	int rc;
+
+	for (unsigned i = 0; i < c->nups; i++) {
+		if (!c->ups[i].busy) {
+			u = &c->ups[i];
+			break;
+		}
+	}
+	if (!u) {
+		return;
+	}
+	u->busy = true;
+	u->e = e;
+	e->uploading = true;
+	c->ups_busy++;
+	if (e->nvalid >= chunk_blocks(c, e->idx)) {
+		upload_put(u);
+		return;
+	}
+	c->stats.merge_reads++;
+	u->merging = true;
+	u->lio = (struct store_io){.op = STORE_OP_READ,
+				   .offset = e->idx * c->chunk,
+				   .len = chunk_len(c, e->idx),
+				   .buf = u->buf,
+				   .cb = upload_read_done,
+				   .cb_arg = u};
+	rc = store_submit(c->lower, &u->lio);
+	if (rc) {
+		upload_failed(u, rc, "merge read submit");
+		return;
+	}
+	c->internal++;
+}
+
+static void schedule(struct cache *c)
+{
+	uint64_t now = reactor_now_ms();
+	uint64_t urgent_seq = 0;
+	bool pressure = c->waitq_head != NULL || c->ndirty_slots * 2 >= c->nslots;
+	struct centry *e, *next;
+
+	if (c->closing) {
+		return;
+	}
+	for (struct cio *w = c->syncs; w; w = w->next) {
+		if (w->sync_seq > urgent_seq) {
+			urgent_seq = w->sync_seq;
+		}
+	}
+	for (e = c->dirty_head; e && c->ups_busy < c->nups; e = next) {
+		next = e->lnext;
+		if (e->uploading || now < e->retry_at_ms || range_inflight_over(c, e->idx)) {
+			continue;
+		}
+		if (pressure || e->dirty_seq <= urgent_seq ||
+		    now - e->dirty_ms >= c->p.writeback_age_ms ||
+		    e->ndirty >= chunk_blocks(c, e->idx)) {
+			upload_start(c, e);
+		}
+	}
+}
+
+/* ---- sync waiters (FLUSH, FUA) ---- */
+
+static bool sync_ready(const struct cache *c, const struct cio *w)
+{
+	for (const struct centry *e = c->dirty_head; e; e = e->lnext) {
+		if (e->dirty_seq <= w->sync_seq && e->idx >= w->c0 && e->idx <= w->c1) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static void check_syncs(struct cache *c)
+{
+	struct cio **pp = &c->syncs;
+
+	while (*pp) {
+		struct cio *w = *pp;
+		int rc;
+
+		if (!sync_ready(c, w)) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->next = NULL;
+		/* The chunks are in the lower store; make them durable there too. */
+		w->lio = (struct store_io){.op = STORE_OP_FLUSH, .cb = flush_lower_done, .cb_arg = w};
+		rc = store_submit(c->lower, &w->lio);
+		if (rc) {
+			cio_put(w, rc);
+			continue;
+		}
+		c->internal++;
+	}
+}
+
+static void sync_timeouts(struct cache *c, uint64_t now)
+{
+	struct cio **pp = &c->syncs;
+
+	while (*pp) {
+		struct cio *w = *pp;
+
+		if (now < w->deadline) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->next = NULL;
+		LOG_RATELIMIT(LOG_LEVEL_WARN, COMP,
+			      "%s: %s not stored in the lower store after %u ms (%" PRIu64
+			      " dirty chunks); failing it, the data stays in the cache",
+			      c->lower->uri, w->kind == CIO_FLUSH ? "SYNCHRONIZE CACHE" : "FUA write",
+			      c->p.flush_timeout_ms, (uint64_t)c->ndirty_slots);
+		cio_put(w, -ETIMEDOUT);
+	}
+}
+
+/* ---- writes ---- */
+
+static int apply_write(struct cache *c, struct centry *e, struct cio *w, uint32_t off, uint32_t len,
+		       const uint8_t *src)
+{
+	uint32_t first = off / c->bs, n = len / c->bs;
+	uint32_t added;
+
+	if (src) {
+		memcpy(e->buf + off, src, len);
+	} else {
+		memset(e->buf + off, 0, len);
+	}
+	e->nvalid += bm_set(e->valid, first, n);
+	added = bm_set(e->dirty, first, n);
+	e->ndirty += added;
+	c->dirty_blocks += added;
+	if (added) {
+		e->jhdr_stale = true;
+	}
+	e->gen++;
+	c->wseq++;
+	if (e->list != L_DIRTY) {
+		e->dirty_seq = c->wseq;
+		e->dirty_ms = reactor_now_ms();
+		list_add_tail(c, e, L_DIRTY);
+	}
+	return journal_queue(c, e, w, src ? (const void *)src : c->zeros, off, len, true, false);
+}
+
+/* Apply as much of write w as fits; false if it must wait for a slot. */
+static bool write_progress(struct cache *c, struct cio *w)
+{
+	struct store_io *io = w->io;
+
+	while (w->cursor < io->len) {
+		uint64_t off = io->offset + w->cursor;
+		uint64_t idx = off / c->chunk;
+		uint32_t coff = (uint32_t)(off % c->chunk);
+		uint64_t n = io->len - w->cursor;
+		struct centry *e = lookup(c, idx);
+		int rc;
+
+		if (n > chunk_len(c, idx) - coff) {
+			n = chunk_len(c, idx) - coff;
+		}
+		if (!e) {
+			e = slot_get(c, idx);
+			if (!e) {
+				return false;
+			}
+		}
+		rc = apply_write(c, e, w, coff, (uint32_t)n, (const uint8_t *)io->buf + w->cursor);
+		if (rc && !w->status) {
+			w->status = rc;
+		}
+		w->cursor += n;
+	}
+	w->wseq = c->wseq;
+	return true;
+}
+
+/* ---- range ops (UNMAP, WRITE ZEROES) ---- */
+
+static void range_lower_done(struct store_io *lio)
+{
+	struct cio *w = lio->cb_arg;
+	struct cache *c = w->c;
+	struct cio **pp = &c->ranges;
+
+	while (*pp && *pp != w) {
+		pp = &(*pp)->next;
+	}
+	if (*pp) {
+		*pp = w->next;
+	}
+	w->next = NULL;
+	internal_done(c);
+	cio_put(w, lio->status);
+	after_event(c);
+}
+
+/* Start range op w; false if a slot in its range is uploading (then it waits). */
+static bool range_try(struct cache *c, struct cio *w)
+{
+	struct store_io *io = w->io;
+	uint64_t first = io->offset / c->chunk;
+	uint64_t last = (io->offset + io->len - 1) / c->chunk;
+	int rc;
+
+	for (uint32_t s = 0; s < c->nslots; s++) {
+		struct centry *e = &c->e[s];
+		if (e->used && e->idx >= first && e->idx <= last && e->uploading) {
+			return false;
+		}
+	}
+	for (uint32_t s = 0; s < c->nslots; s++) {
+		struct centry *e = &c->e[s];
+		uint64_t cstart, a, b;
+
+		if (!e->used || e->idx < first || e->idx > last) {
+			continue;
+		}
+		cstart = e->idx * c->chunk;
+		a = io->offset > cstart ? io->offset : cstart;
+		b = io->offset + io->len < cstart + chunk_len(c, e->idx)
+			? io->offset + io->len
+			: cstart + chunk_len(c, e->idx);
+		if (a == cstart && b == cstart + chunk_len(c, e->idx) && !e->pins) {
+			/* Whole chunk: forget it, and make the forgetting durable before done. */
+			entry_drop(c, e);
+			e->jhdr_stale = true;
+			rc = journal_queue(c, e, w, NULL, 0, 0, true, true);
+		} else {
+			rc = apply_write(c, e, w, (uint32_t)(a - cstart), (uint32_t)(b - a), NULL);
+		}
+		if (rc && !w->status) {
+			w->status = rc;
+		}
+	}
+	c->inval_seq++;
+	w->lio = (struct store_io){.op = io->op,
+				   .offset = io->offset,
+				   .len = io->len,
+				   .cb = range_lower_done,
+				   .cb_arg = w};
+	rc = store_submit(c->lower, &w->lio);
+	if (rc) {
+		if (!w->status) {
+			w->status = rc;
+		}
+		return true;
+	}
+	c->internal++;
+	w->pending++;
+	w->next = c->ranges;
+	c->ranges = w;
+	return true;
+}
+
+/* ---- wait queue (backpressure and ordering behind a waiting range op) ---- */
+
+static void waitq_push(struct cache *c, struct cio *w)
+{
+	w->next = NULL;
+	w->enq_ms = reactor_now_ms();
+	if (c->waitq_tail) {
+		c->waitq_tail->next = w;
+	} else {
+		c->waitq_head = w;
+	}
+	c->waitq_tail = w;
+}
+
+static void waitq_pop(struct cache *c)
+{
+	struct cio *w = c->waitq_head;
+
+	c->waitq_head = w->next;
+	if (!c->waitq_head) {
+		c->waitq_tail = NULL;
+	}
+	w->next = NULL;
+}
+
+static void waitq_run(struct cache *c)
+{
+	while (c->waitq_head) {
+		struct cio *w = c->waitq_head;
+		bool ok = w->kind == CIO_WRITE ? write_progress(c, w) : range_try(c, w);
+
+		if (!ok) {
+			break;
+		}
+		waitq_pop(c);
+		cio_put(w, 0);
+	}
+}
+
+static void waitq_timeouts(struct cache *c, uint64_t now)
+{
+	while (c->waitq_head && now - c->waitq_head->enq_ms >= c->p.flush_timeout_ms) {
+		struct cio *w = c->waitq_head;
+
+		waitq_pop(c);
+		LOG_RATELIMIT(LOG_LEVEL_WARN, COMP,
+			      "%s: cache full of dirty data for %u ms (lower store not taking "
+			      "writes?); failing a waiting command",
+			      c->lower->uri, c->p.flush_timeout_ms);
+		cio_put(w, -ETIMEDOUT);
+	}
+}
+
+/* ---- reads ---- */
+
+static void piece_done(struct cpiece *pc, int status)
+{
+	struct cio *w = pc->cio;
+
+	free(pc);
+	cio_put(w, status);
+}
+
+static void copy_from_entry(struct cache *c, struct centry *e, struct cpiece *pc)
+{
+	uint32_t first = pc->off / c->bs, n = pc->len / c->bs;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (bm_test(e->valid, first + i)) {
+			memcpy(pc->dst + (size_t)i * c->bs, e->buf + pc->off + (size_t)i * c->bs,
+			       c->bs);
+		}
+	}
+}
+
+static void direct_done(struct store_io *lio)
+{
+	struct cpiece *pc = lio->cb_arg;
+	struct cache *c = pc->c;
+
+	internal_done(c);
+	if (pc->pin) {
+		/* Cached blocks are newer than what the lower store had. */
+		if (!lio->status) {
+			copy_from_entry(c, pc->pin, pc);
+		}
+		pc->pin->pins--;
+	}
+	piece_done(pc, lio->status);
+	after_event(c);
+}
+
+static int direct_read(struct cache *c, struct cpiece *pc, struct centry *pin)
+{
+	int rc;
+
+	pc->pin = pin;
+	pc->lio = (struct store_io){.op = STORE_OP_READ,
+				    .offset = pc->idx * c->chunk + pc->off,
+				    .len = pc->len,
+				    .buf = pc->dst,
+				    .cb = direct_done,
+				    .cb_arg = pc};
+	rc = store_submit(c->lower, &pc->lio);
+	if (rc) {
+		return rc;
+	}
+	if (pin) {
+		pin->pins++;
+	}
+	c->internal++;
+	return 0;
+}
+
+static struct cfill *fill_find(struct cache *c, uint64_t idx)
+{
+	for (unsigned i = 0; i < c->nfills; i++) {
+		if (c->fills[i].busy && c->fills[i].idx == idx) {
+			return &c->fills[i];
+		}
+	}
+	return NULL;
+}
+
+static void fill_done(struct store_io *lio)
+{
+	struct cfill *f = lio->cb_arg;
+	struct cache *c = f->c;
+	struct centry *e = NULL;
+	struct cpiece *pc;
+
+	internal_done(c);
+	if (!lio->status && !c->closing) {
+		e = lookup(c, f->idx);
+		if (f->seq == c->inval_seq && !range_inflight_over(c, f->idx)) {
+			uint32_t n = chunk_blocks(c, f->idx);
+
+			if (!e) {
+				e = slot_get(c, f->idx);
+				if (e) {
+					list_add_tail(c, e, L_CLEAN);
+				}
+			}
+			if (e) {
+				for (uint32_t i = 0; i < n; i++) {
+					if (!bm_test(e->valid, i)) {
+						memcpy(e->buf + (size_t)i * c->bs,
+						       f->buf + (size_t)i * c->bs, c->bs);
+					}
+				}
+				e->nvalid += bm_set(e->valid, 0, n);
+			}
+		}
+	}
+	while ((pc = f->waiters)) {
+		f->waiters = pc->next;
+		if (!lio->status) {
+			memcpy(pc->dst, f->buf + pc->off, pc->len);
+			if (e) {
+				copy_from_entry(c, e, pc);
+			}
+		}
+		piece_done(pc, lio->status);
+	}
+	f->busy = false;
+	after_event(c);
+}
+
+static struct cfill *fill_start(struct cache *c, uint64_t idx)
+{
+	struct cfill *f = NULL;
+
+	for (unsigned i = 0; i < c->nfills; i++) {
+		if (!c->fills[i].busy) {
+			f = &c->fills[i];
+			break;
+		}
+	}
+	if (!f) {
+		return NULL;
+	}
+	f->idx = idx;
+	f->seq = c->inval_seq;
+	f->waiters = NULL;
+	f->lio = (struct store_io){.op = STORE_OP_READ,
+				   .offset = idx * c->chunk,
+				   .len = chunk_len(c, idx),
+				   .buf = f->buf,
+				   .cb = fill_done,
+				   .cb_arg = f};
+	if (store_submit(c->lower, &f->lio) != 0) {
+		return NULL;
+	}
+	f->busy = true;
+	c->internal++;
+	return f;
+}
+
+static void prefetch(struct cache *c, uint64_t last_idx)
+{
+	uint64_t nchunks = (c->lower->size + c->chunk - 1) / c->chunk;
+
+	for (uint64_t k = 1; k <= c->p.prefetch; k++) {
+		uint64_t idx = last_idx + k;
+
+		if (idx >= nchunks) {
+			return;
+		}
+		if (lookup(c, idx) || fill_find(c, idx)) {
+			continue;
+		}
+		if (!fill_start(c, idx)) {
+			return;
+		}
+		c->stats.prefetches++;
+	}
+}
+
+static void read_start(struct cache *c, struct cio *w)
+{
+	struct store_io *io = w->io;
+	uint64_t done = 0;
+
+	while (done < io->len) {
+		uint64_t off = io->offset + done;
+		uint64_t idx = off / c->chunk;
+		uint32_t coff = (uint32_t)(off % c->chunk);
+		uint64_t n = io->len - done;
+		struct centry *e = lookup(c, idx);
+		struct cpiece *pc;
+		struct cfill *f;
+		int rc;
+
+		if (n > chunk_len(c, idx) - coff) {
+			n = chunk_len(c, idx) - coff;
+		}
+		if (e && bm_all(e->valid, coff / c->bs, (uint32_t)(n / c->bs))) {
+			memcpy((uint8_t *)io->buf + done, e->buf + coff, n);
+			if (e->list == L_CLEAN) {
+				list_add_tail(c, e, L_CLEAN);
+			}
+			c->stats.hits++;
+			done += n;
+			continue;
+		}
+		c->stats.misses++;
+		pc = calloc(1, sizeof(*pc));
+		if (!pc) {
+			w->status = -ENOMEM;
+			break;
+		}
+		*pc = (struct cpiece){.c = c,
+				      .cio = w,
+				      .idx = idx,
+				      .off = coff,
+				      .len = (uint32_t)n,
+				      .dst = (uint8_t *)io->buf + done};
+		w->pending++;
+		f = fill_find(c, idx);
+		if (!f && !e) {
+			f = fill_start(c, idx);
+		}
+		if (f) {
+			pc->next = f->waiters;
+			f->waiters = pc;
+		} else {
+			rc = direct_read(c, pc, e);
+			if (rc) {
+				piece_done(pc, rc);
+			}
+		}
+		done += n;
+	}
+	/* Sequential stream: the next read starts where the last one ended. */
+	if (io->offset == c->last_read_end) {
+		c->seq_streak++;
+	} else {
+		c->seq_streak = 0;
+	}
+	c->last_read_end = io->offset + io->len;
+	if (c->seq_streak >= 1 && c->p.prefetch) {
+		prefetch(c, (io->offset + io->len - 1) / c->chunk);
+	}
+}
+
+/* ---- store ops ---- */
+
+static int cache_submit(struct store *st, struct store_io *io)
+{
+	struct cache *c = st->priv;
+	struct cio *w = calloc(1, sizeof(*w));
+
+	if (!w) {
+		return -ENOMEM;
+	}
+	w->c = c;
+	w->io = io;
+	w->pending = 1;
+	switch (io->op) {
+	case STORE_OP_READ:
+		w->kind = CIO_READ;
+		read_start(c, w);
+		cio_put(w, 0);
+		break;
+	case STORE_OP_WRITE:
+		w->kind = CIO_WRITE;
+		if (c->waitq_head || !write_progress(c, w)) {
+			c->stats.backpressure++;
+			waitq_push(c, w);
+			schedule(c);
+			break;
+		}
+		cio_put(w, 0);
+		schedule(c);
+		break;
+	case STORE_OP_UNMAP:
+	case STORE_OP_WRITE_ZEROES:
+		w->kind = CIO_RANGE;
+		if (c->waitq_head || !range_try(c, w)) {
+			waitq_push(c, w);
+			break;
+		}
+		cio_put(w, 0);
+		break;
+	case STORE_OP_FLUSH:
+		w->kind = CIO_FLUSH;
+		cio_put(w, 0);
+		break;
+	default:
+		free(w);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static void tick(void *arg)
+{
+	struct cache *c = arg;
+	uint64_t now = reactor_now_ms();
+
+	sync_timeouts(c, now);
+	waitq_timeouts(c, now);
+	after_event(c);
+}
+
+static void cache_free(struct cache *c)
+{
+	if (c->tp) {
+		thread_pool_destroy(c->tp);
+	}
+	if (c->jfd >= 0) {
+		close(c->jfd);
+	}
+	if (c->arena) {
+		munmap(c->arena, c->arena_len);
+	}
+	if (c->e) {
+		free(c->e[0].valid);
+	}
+	free(c->e);
+	free(c->hash);
+	free(c->ups);
+	free(c->fills);
+	free(c->zeros);
+	free(c->vol_id);
+	cache_params_fini(&c->p);
+	store_close(c->lower);
+	free(c);
+}
+
+static void finalize_msg(void *arg)
+{
+	cache_free(arg);
+}
+
+static void cache_close(struct store *st)
+{
+	struct cache *c = st->priv;
+
+	if (c->tick) {
+		reactor_timer_cancel(c->r, c->tick);
+		c->tick = NULL;
+	}
+	if (c->ndirty_slots) {
+		if (c->jfd >= 0) {
+			LOG_WARN(COMP, "%s: closing with %" PRIu32 " dirty chunks; they are kept in "
+				 "%s and uploaded at the next start",
+				 c->lower->uri, c->ndirty_slots, c->p.cache_dir);
+		} else {
+			LOG_ERR(COMP, "%s: closing with %" PRIu32 " dirty chunks not in the lower "
+				"store and no cache_dir: that data is lost (flush before close)",
+				c->lower->uri, c->ndirty_slots);
+		}
+	}
+	c->closing = true;
+	c->st = NULL;
+	st->priv = NULL;
+	if (c->internal == 0) {
+		cache_free(c);
+	}
+}
+
+static int cache_lba_status(struct store *st, uint64_t offset, bool *mapped, uint64_t *run)
+{
+	struct cache *c = st->priv;
+	uint64_t idx = offset / c->chunk;
+	struct centry *e = lookup(c, idx);
+	int rc;
+
+	if (e && e->ndirty) {
+		uint64_t end = idx * c->chunk + chunk_len(c, idx);
+		*mapped = true;
+		*run = end - offset;
+		return 0;
+	}
+	rc = c->lower->ops->lba_status(c->lower, offset, mapped, run);
+	if (rc || *mapped) {
+		return rc;
+	}
+	/* A deallocated run ends where a chunk with unstored data begins. */
+	for (const struct centry *d = c->dirty_head; d; d = d->lnext) {
+		uint64_t start = d->idx * c->chunk;
+		if (start > offset && start < offset + *run) {
+			*run = start - offset;
+		}
+	}
+	return 0;
+}
+
+static int cache_resize(struct store *st, uint64_t new_size)
+{
+	struct cache *c = st->priv;
+	int rc;
+
+	if (!c->lower->ops->resize) {
+		return -ENOTSUP;
+	}
+	rc = c->lower->ops->resize(c->lower, new_size);
+	if (!rc) {
+		st->size = c->lower->size;
+	}
+	return rc;
+}
+
+static const char *cache_volume_id(struct store *st)
+{
+	struct cache *c = st->priv;
+
+	return c->vol_id;
+}
+
+static const char *const g_cache_options[] = {
+    "cache_size",    "cache_dir",     "writeback",	   "break_lease",
+    "flush_timeout", "cache_uploads", "cache_prefetch", "writeback_age",
+    NULL,
+};
+
+const struct store_ops cache_store_ops = {
+    .name = "cache",
+    .options = g_cache_options,
+    .submit = cache_submit,
+    .close = cache_close,
+    .lba_status = cache_lba_status,
+    .resize = cache_resize,
+    .volume_id = cache_volume_id,
+};
+
+bool cache_store_is(const struct store *st)
+{
+	return st && st->ops == &cache_store_ops;
+}
+
+int cache_store_get_stats(struct store *st, struct cache_stats *out)
+{
+	struct cache *c;
+
+	if (!cache_store_is(st) || !st->priv) {
+		return -EINVAL;
+	}
+	c = st->priv;
+	*out = c->stats;
+	out->dirty_bytes = c->dirty_blocks * c->bs;
+	out->dirty_chunks = c->ndirty_slots;
+	return 0;
+}
+
+/* ---- open: geometry, memory, journal recovery ---- */
+
+static int cache_alloc(struct cache *c, char *err, size_t errlen)
+{
+	uint64_t *bits;
+	uint32_t hsize = 1;
+	size_t nbuf = (size_t)c->nslots + c->nups + c->nfills;
+
+	c->arena_len = nbuf * c->chunk;
+	/* Untouched pages cost no RAM; the bound is the arena size (docs/DURABILITY.md). */
+	c->arena = mmap(NULL, c->arena_len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (c->arena == MAP_FAILED) {
+		c->arena = NULL;
+		snprintf(err, errlen, "cache: cannot map %zu bytes for the cache", c->arena_len);
+		return -ENOMEM;
+	}
+	while (hsize < c->nslots * 2) {
+		hsize <<= 1;
+	}
+	c->hmask = hsize - 1;
+	c->hash = calloc(hsize, sizeof(*c->hash));
+	c->e = calloc(c->nslots, sizeof(*c->e));
+	bits = calloc((size_t)c->nslots * 2 * c->words, sizeof(uint64_t));
+	c->ups = calloc(c->nups, sizeof(*c->ups));
+	c->fills = calloc(c->nfills, sizeof(*c->fills));
+	if (!c->hash || !c->e || !bits || !c->ups || !c->fills) {
+		free(bits);
+		snprintf(err, errlen, "cache: out of memory");
+		return -ENOMEM;
+	}
+	for (uint32_t s = 0; s < c->nslots; s++) {
+		struct centry *e = &c->e[s];
+		e->c = c;
+		e->slot = s;
+		e->buf = c->arena + (size_t)s * c->chunk;
+		e->valid = bits + (size_t)s * 2 * c->words;
+		e->dirty = e->valid + c->words;
+		e->dirty_seq = UINT64_MAX;
+		list_add_tail(c, e, L_FREE);
+	}
+	for (unsigned i = 0; i < c->nups; i++) {
+		c->ups[i].c = c;
+		c->ups[i].buf = c->arena + ((size_t)c->nslots + i) * c->chunk;
+	}
+	for (unsigned i = 0; i < c->nfills; i++) {
+		c->fills[i].c = c;
+		c->fills[i].buf = c->arena + ((size_t)c->nslots + c->nups + i) * c->chunk;
+	}
+	return 0;
+}
+
+static void jhdr_build(const struct cache *c, uint8_t *h)
+{
+	size_t vlen = strlen(c->vol_id);
+
+	memset(h, 0, J_HDR_SIZE);
+	memcpy(h, J_MAGIC, 8);
+	put_be32(h + J_OFF_VERSION, J_VERSION);
+	put_be32(h + J_OFF_BS, c->bs);
+	put_be32(h + J_OFF_CHUNK, c->chunk);
+	put_be32(h + J_OFF_NSLOTS, c->nslots);
+	put_be32(h + J_OFF_SLOTHDR, c->slot_hdr);
+	put_be16(h + J_OFF_VOLLEN, (uint16_t)vlen);
+	memcpy(h + J_OFF_VOL, c->vol_id, vlen);
+	put_be32(h + J_OFF_CRC, crc32c(0, h, J_HDR_SIZE));
+}
+
+static int journal_create(struct cache *c, const char *path, char *err, size_t errlen)
+{
+	uint8_t *h = calloc(1, J_HDR_SIZE);
+	int rc = 0;
+
+	if (!h) {
+		return -ENOMEM;
+	}
+	jhdr_build(c, h);
+	/* Fresh slot headers are zero: not "SLOT", so nothing to recover. */
+	if (ftruncate(c->jfd, 0) != 0 ||
+	    ftruncate(c->jfd, (off_t)slot_off(c, c->nslots)) != 0) {
+		rc = -errno;
+	} else {
+		rc = pwrite_full(c->jfd, h, J_HDR_SIZE, 0);
+	}
+	if (!rc && fdatasync(c->jfd) != 0) {
+		rc = -errno;
+	}
+	if (rc) {
+		snprintf(err, errlen, "cache_dir: cannot initialise %s: %s", path, strerror(-rc));
+	}
+	free(h);
+	return rc;
+}
+
+/* Fold the dirty blocks of older slot o into newer slot n (same chunk), durably. */
+static int recover_merge(struct cache *c, struct centry *o, struct centry *n)
+{
+	uint8_t *h = malloc(c->slot_hdr);
+	int rc = 0;
+
+	if (!h) {
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < c->nblk && !rc; i++) {
+		if (bm_test(o->dirty, i) && !bm_test(n->dirty, i)) {
+			memcpy(n->buf + (size_t)i * c->bs, o->buf + (size_t)i * c->bs, c->bs);
+			n->nvalid += bm_set(n->valid, i, 1);
+			n->ndirty += bm_set(n->dirty, i, 1);
+			rc = pwrite_full(c->jfd, n->buf + (size_t)i * c->bs, c->bs,
+					 slot_off(c, n->slot) + c->slot_hdr + (uint64_t)i * c->bs);
+		}
+	}
+	if (!rc && fdatasync(c->jfd) != 0) {
+		rc = -errno;
+	}
+	if (!rc) {
+		slot_hdr_build(c, n, h);
+		rc = pwrite_full(c->jfd, h, c->slot_hdr, slot_off(c, n->slot));
+	}
+	if (!rc) {
+		o->ndirty = 0;
+		o->used = false;
+		slot_hdr_build(c, o, h);
+		rc = pwrite_full(c->jfd, h, c->slot_hdr, slot_off(c, o->slot));
+	}
+	if (!rc && fdatasync(c->jfd) != 0) {
+		rc = -errno;
+	}
+	free(h);
+	return rc;
+}
+
+static int journal_recover(struct cache *c, const char *path, char *err, size_t errlen)
+{
+	uint8_t *h = malloc(c->slot_hdr);
+	uint64_t *seqs = calloc(c->nslots, sizeof(uint64_t));
+	int rc = 0;
+
+	if (!h || !seqs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t s = 0; s < c->nslots; s++) {
+		struct centry *e = &c->e[s];
+		uint32_t crc;
+
+		rc = pread_full(c->jfd, h, c->slot_hdr, slot_off(c, s));
+		if (rc) {
+			snprintf(err, errlen, "cache_dir: cannot read %s: %s", path, strerror(-rc));
+			goto out;
+		}
+		if (get_be32(h) != S_MAGIC) {
+			continue;
+		}
+		crc = get_be32(h + S_OFF_CRC);
+		put_be32(h + S_OFF_CRC, 0);
+		if (crc != crc32c(0, h, c->slot_hdr) || get_be32(h + S_OFF_NBLK) != c->nblk) {
+			LOG_ERR(COMP, "%s: slot %u header is damaged; its data cannot be recovered",
+				path, s);
+			continue;
+		}
+		if (get_be64(h + S_OFF_SEQ) >= c->jseq) {
+			c->jseq = get_be64(h + S_OFF_SEQ) + 1;
+		}
+		if (get_be32(h + S_OFF_STATE) != 1) {
+			continue;
+		}
+		if (get_be64(h + S_OFF_IDX) * c->chunk >= c->lower->size) {
+			LOG_ERR(COMP, "%s: slot %u holds chunk %" PRIu64 " beyond the volume end",
+				path, s, get_be64(h + S_OFF_IDX));
+			continue;
+		}
+		list_del(c, e);
+		entry_reset(c, e, get_be64(h + S_OFF_IDX));
+		seqs[s] = get_be64(h + S_OFF_SEQ);
+		for (uint32_t i = 0; i < c->nblk; i++) {
+			if (h[S_OFF_BITMAP + i / 8] & (1u << (i % 8))) {
+				e->nvalid += bm_set(e->valid, i, 1);
+				e->ndirty += bm_set(e->dirty, i, 1);
+			}
+		}
+		rc = pread_full(c->jfd, e->buf, chunk_len(c, e->idx),
+				slot_off(c, s) + c->slot_hdr);
+		if (rc) {
+			snprintf(err, errlen, "cache_dir: cannot read %s: %s", path, strerror(-rc));
+			goto out;
+		}
+	}
+	/* The same chunk in two slots (evicted, then written again): newest wins per block. */
+	for (uint32_t s = 0; s < c->nslots; s++) {
+		struct centry *e = &c->e[s];
+		struct centry *o;
+
+		if (!e->used) {
+			continue;
+		}
+		for (o = c->hash[hash_idx(c, e->idx)]; o; o = o->hnext) {
+			if (o != e && o->idx == e->idx && o->used) {
+				break;
+			}
+		}
+		if (!o) {
+			continue;
+		}
+		if (seqs[o->slot] > seqs[e->slot]) {
+			struct centry *t = o;
+			o = e;
+			e = t;
+		}
+		rc = recover_merge(c, o, e);
+		if (rc) {
+			snprintf(err, errlen, "cache_dir: cannot merge slots in %s: %s", path,
+				 strerror(-rc));
+			goto out;
+		}
+		hash_del(c, o);
+		list_add_tail(c, o, L_FREE);
+	}
+	for (uint32_t s = 0; s < c->nslots; s++) {
+		struct centry *e = &c->e[s];
+
+		if (!e->used) {
+			continue;
+		}
+		e->gen = 1;
+		e->dirty_seq = ++c->wseq;
+		e->dirty_ms = 0; /* old: written back at once */
+		c->dirty_blocks += e->ndirty;
+		list_add_tail(c, e, L_DIRTY);
+		c->stats.recovered++;
+	}
+	if (c->stats.recovered) {
+		LOG_INFO(COMP, "%s: recovered %" PRIu64 " dirty chunks from %s; uploading them",
+			 c->lower->uri, c->stats.recovered, path);
+	}
+out:
+	free(h);
+	free(seqs);
+	return rc;
+}
+
+static int journal_open(struct cache *c, char *err, size_t errlen)
+{
+	char path[4096];
+	uint8_t *h = NULL;
+	struct stat sb;
+	int rc;
+
+	if (mkdir(c->p.cache_dir, 0700) != 0 && errno != EEXIST) {
+		rc = -errno;
+		snprintf(err, errlen, "cache_dir: cannot create %s: %s", c->p.cache_dir,
+			 strerror(errno));
+		return rc;
+	}
+	rc = snprintf(path, sizeof(path), "%s/cache.dat", c->p.cache_dir);
+	if (rc < 0 || (size_t)rc >= sizeof(path)) {
+		snprintf(err, errlen, "cache_dir: path too long");
+		return -ENAMETOOLONG;
+	}
+	c->jfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (c->jfd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cache_dir: cannot open %s: %s", path, strerror(errno));
+		return rc;
+	}
+	/* One daemon per cache_dir: two would journal over each other. */
+	if (flock(c->jfd, LOCK_EX | LOCK_NB) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cache_dir: %s is in use by another process", path);
+		return rc == -EWOULDBLOCK ? -EBUSY : rc;
+	}
+	if (fstat(c->jfd, &sb) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cache_dir: cannot stat %s: %s", path, strerror(errno));
+		return rc;
+	}
+	c->zeros = calloc(1, c->chunk);
+	h = calloc(1, J_HDR_SIZE);
+	if (!c->zeros || !h) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = thread_pool_create(JOURNAL_THREADS, &c->tp);
+	if (rc) {
+		snprintf(err, errlen, "cache: cannot start journal threads: %s", strerror(-rc));
+		goto out;
+	}
+	if ((uint64_t)sb.st_size < J_HDR_SIZE) {
+		rc = journal_create(c, path, err, errlen);
+		goto out;
+	}
+	rc = pread_full(c->jfd, h, J_HDR_SIZE, 0);
+	if (rc) {
+		snprintf(err, errlen, "cache_dir: cannot read %s: %s", path, strerror(-rc));
+		goto out;
+	}
+	{
+		uint32_t crc = get_be32(h + J_OFF_CRC);
+		uint16_t vlen = get_be16(h + J_OFF_VOLLEN);
+		char vol[J_VOL_MAX + 1];
+
+		put_be32(h + J_OFF_CRC, 0);
+		if (memcmp(h, J_MAGIC, 8) != 0 || crc != crc32c(0, h, J_HDR_SIZE) ||
+		    vlen > J_VOL_MAX) {
+			snprintf(err, errlen,
+				 "cache_dir: %s is not an s3tgt cache file (bad magic or checksum); "
+				 "move it away if it holds nothing you need",
+				 path);
+			rc = -EINVAL;
+			goto out;
+		}
+		if (get_be32(h + J_OFF_VERSION) != J_VERSION) {
+			snprintf(err, errlen, "cache_dir: %s has format version %u, this build "
+				 "reads version %u", path, get_be32(h + J_OFF_VERSION), J_VERSION);
+			rc = -EINVAL;
+			goto out;
+		}
+		memcpy(vol, h + J_OFF_VOL, vlen);
+		vol[vlen] = '\0';
+		if (strcmp(vol, c->vol_id) != 0) {
+			snprintf(err, errlen,
+				 "cache_dir: %s belongs to volume '%s', but this LUN is volume '%s'; "
+				 "give each volume its own cache_dir",
+				 c->p.cache_dir, vol, c->vol_id);
+			rc = -EINVAL;
+			goto out;
+		}
+		if (get_be32(h + J_OFF_BS) != c->bs || get_be32(h + J_OFF_CHUNK) != c->chunk ||
+		    get_be32(h + J_OFF_NSLOTS) != c->nslots ||
+		    get_be32(h + J_OFF_SLOTHDR) != c->slot_hdr) {
+			/* Only a journal without dirty data may be re-laid out. */
+			struct cache probe = *c;
+
+			probe.bs = get_be32(h + J_OFF_BS);
+			probe.chunk = get_be32(h + J_OFF_CHUNK);
+			probe.nslots = get_be32(h + J_OFF_NSLOTS);
+			probe.slot_hdr = get_be32(h + J_OFF_SLOTHDR);
+			for (uint32_t s = 0; s < probe.nslots && probe.slot_hdr >= S_OFF_BITMAP; s++) {
+				uint8_t sh[S_OFF_BITMAP];
+
+				if (pread_full(c->jfd, sh, sizeof(sh), slot_off(&probe, s)) != 0) {
+					break;
+				}
+				if (get_be32(sh) == S_MAGIC && get_be32(sh + S_OFF_STATE) == 1) {
+					snprintf(err, errlen,
+						 "cache_dir: %s holds unstored data laid out for "
+						 "cache_size=%" PRIu64 " (chunk %u, block %u); restart "
+						 "with that cache_size so it can be uploaded",
+						 path, (uint64_t)probe.nslots * probe.chunk,
+						 probe.chunk, probe.bs);
+					rc = -EINVAL;
+					goto out;
+				}
+			}
+			rc = journal_create(c, path, err, errlen);
+			goto out;
+		}
+	}
+	rc = journal_recover(c, path, err, errlen);
+out:
+	free(h);
+	return rc;
+}
+
+int cache_store_wrap(struct store *lower, const struct cache_params *p, struct store **out,
+		     char *err, size_t errlen)
+{
+	struct cache *c = NULL;
+	struct store *st = NULL;
+	const char *vid = lower->ops->volume_id ? lower->ops->volume_id(lower) : NULL;
+	uint64_t nslots;
+	int rc;
+
+	if (err && errlen) {
+		err[0] = '\0';
+	}
+	c = calloc(1, sizeof(*c));
+	st = calloc(1, sizeof(*st));
+	if (!c || !st) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "cache: out of memory");
+		goto err;
+	}
+	c->jfd = -1;
+	c->lower = lower;
+	c->r = lower->reactor;
+	c->p = *p;
+	c->p.cache_dir = NULL;
+	if (p->cache_dir) {
+		c->p.cache_dir = strdup(p->cache_dir);
+	}
+	/* Without a volume id the identity is the URI's type:path (options may change). */
+	c->vol_id = vid && *vid ? strdup(vid) : strndup(lower->uri, strcspn(lower->uri, "?"));
+	if ((p->cache_dir && !c->p.cache_dir) || !c->vol_id) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "cache: out of memory");
+		goto err;
+	}
+	if (strlen(c->vol_id) > J_VOL_MAX) {
+		c->vol_id[J_VOL_MAX] = '\0';
+	}
+	c->bs = lower->block_size;
+	c->chunk = lower->opt_io_bytes >= c->bs && lower->opt_io_bytes % c->bs == 0
+		       ? lower->opt_io_bytes
+		       : CACHE_CHUNK_DEFAULT;
+	c->nblk = c->chunk / c->bs;
+	c->words = (c->nblk + 63) / 64;
+	c->slot_hdr = (S_OFF_BITMAP + (c->nblk + 7) / 8 + 4095) / 4096 * 4096;
+	nslots = p->cache_size / c->chunk;
+	if (nslots < 2 || nslots > UINT32_MAX / 2) {
+		snprintf(err, errlen,
+			 "cache_size: %" PRIu64 " must hold at least 2 chunks of %u bytes",
+			 p->cache_size, c->chunk);
+		rc = -EINVAL;
+		goto err;
+	}
+	c->nslots = (uint32_t)nslots;
+	c->nups = p->max_uploads;
+	c->nfills = p->prefetch * 2 > 4 ? p->prefetch * 2 : 4;
+	rc = cache_alloc(c, err, errlen);
+	if (rc) {
+		goto err;
+	}
+	if (c->p.cache_dir) {
+		rc = journal_open(c, err, errlen);
+		if (rc) {
+			goto err;
+		}
+	}
+	c->tick = reactor_timer_add(c->r, TICK_MS, true, tick, c);
+	if (!c->tick) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "cache: cannot add a timer");
+		goto err;
+	}
+	st->uri = strdup(lower->uri);
+	if (!st->uri) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "cache: out of memory");
+		goto err;
+	}
+	st->ops = &cache_store_ops;
+	st->priv = c;
+	st->reactor = lower->reactor;
+	st->size = lower->size;
+	st->block_size = lower->block_size;
+	st->thin = lower->thin;
+	st->opt_io_bytes = lower->opt_io_bytes;
+	st->caps = lower->caps & (STORE_CAP_UNMAP | STORE_CAP_LBA_STATUS);
+	if (p->writeback) {
+		st->caps |= STORE_CAP_WRITE_CACHE;
+	}
+	c->st = st;
+	LOG_INFO(COMP, "%s: cache %" PRIu32 " x %u-byte chunks, %s%s%s", lower->uri, c->nslots,
+		 c->chunk, p->writeback ? "write-back" : "write-through",
+		 c->p.cache_dir ? ", journal in " : "", c->p.cache_dir ? c->p.cache_dir : "");
+	*out = st;
+	return 0;
+
+err:
+	if (c) {
+		if (c->tick) {
+			reactor_timer_cancel(c->r, c->tick);
+		}
+		cache_free(c); /* closes lower */
+	} else {
+		store_close(lower);
+	}
+	free(st);
+	return rc;
+}

@@ -1,0 +1,245 @@
+/*
+ * params.c - the cache's LUN options and cache_store_open_uri(): a LUN URI
+ * with cache options opens its lower store with the other options, then the
+ * cache wraps it. Options and defaults: docs/DURABILITY.md.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "s3tgt/cache.h"
+#include "s3tgt/core.h"
+#include "s3tgt/store.h"
+
+#include "cache_internal.h"
+
+static const char *const g_opts[] = {
+    "cache_size",    "cache_dir",     "writeback",	   "break_lease",
+    "flush_timeout", "cache_uploads", "cache_prefetch", "writeback_age",
+};
+
+bool cache_is_option(const char *key)
+{
+	for (size_t i = 0; i < sizeof(g_opts) / sizeof(g_opts[0]); i++) {
+		if (strcmp(g_opts[i], key) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static int parse_bool(const char *key, const char *v, bool *out, char *err, size_t errlen)
+{
+	if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+		snprintf(err, errlen, "%s: must be 0 or 1, got '%s'", key, v);
+		return -EINVAL;
+	}
+	*out = v[0] == '1';
+	return 0;
+}
+
+static int parse_uint(const char *key, const char *v, uint64_t min, uint64_t max, unsigned *out,
+		      char *err, size_t errlen)
+{
+	uint64_t x;
+
+	if (parse_u64(v, min, max, &x) != 0) {
+		snprintf(err, errlen, "%s: expected a whole number from %" PRIu64 " to %" PRIu64
+			 ", got '%s'", key, min, max, v);
+		return -EINVAL;
+	}
+	*out = (unsigned)x;
+	return 0;
+}
+
+int cache_params_from_opts(const struct store_opt *opts, size_t nopts, struct cache_params *cp,
+			   bool *any, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	memset(cp, 0, sizeof(*cp));
+	cp->cache_size = CACHE_SIZE_DEFAULT;
+	cp->writeback = true;
+	cp->flush_timeout_ms = CACHE_FLUSH_TIMEOUT_MS_DEFAULT;
+	cp->max_uploads = CACHE_UPLOADS_DEFAULT;
+	cp->prefetch = CACHE_PREFETCH_DEFAULT;
+	cp->writeback_age_ms = CACHE_WRITEBACK_AGE_MS_DEFAULT;
+	*any = false;
+	for (size_t i = 0; i < nopts && !rc; i++) {
+		const char *k = opts[i].key, *v = opts[i].value;
+		unsigned secs;
+
+		if (!cache_is_option(k)) {
+			continue;
+		}
+		*any = true;
+		if (strcmp(k, "cache_size") == 0) {
+			rc = parse_size(v, &cp->cache_size);
+			if (rc || cp->cache_size == 0) {
+				snprintf(err, errlen, "cache_size: expected a size like 1G, got '%s'",
+					 v);
+				rc = -EINVAL;
+			}
+		} else if (strcmp(k, "cache_dir") == 0) {
+			if (v[0] != '/') {
+				snprintf(err, errlen, "cache_dir: must be an absolute path, got '%s'",
+					 v);
+				rc = -EINVAL;
+			} else {
+				free(cp->cache_dir);
+				cp->cache_dir = strdup(v);
+				rc = cp->cache_dir ? 0 : -ENOMEM;
+			}
+		} else if (strcmp(k, "writeback") == 0) {
+			rc = parse_bool(k, v, &cp->writeback, err, errlen);
+		} else if (strcmp(k, "break_lease") == 0) {
+			rc = parse_bool(k, v, &cp->break_lease, err, errlen);
+		} else if (strcmp(k, "flush_timeout") == 0) {
+			rc = parse_uint(k, v, 1, 3600, &secs, err, errlen);
+			cp->flush_timeout_ms = secs * 1000u;
+		} else if (strcmp(k, "writeback_age") == 0) {
+			rc = parse_uint(k, v, 0, 3600000, &cp->writeback_age_ms, err, errlen);
+		} else if (strcmp(k, "cache_uploads") == 0) {
+			rc = parse_uint(k, v, 1, 256, &cp->max_uploads, err, errlen);
+		} else {
+			rc = parse_uint(k, v, 0, 64, &cp->prefetch, err, errlen);
+		}
+	}
+	if (rc) {
+		cache_params_fini(cp);
+	}
+	return rc;
+}
+
+void cache_params_fini(struct cache_params *cp)
+{
+	if (!cp) {
+		return;
+	}
+	free(cp->cache_dir);
+	cp->cache_dir = NULL;
+}
+
+static int hexv(char ch)
+{
+	if (ch >= '0' && ch <= '9') {
+		return ch - '0';
+	}
+	if (ch >= 'a' && ch <= 'f') {
+		return ch - 'a' + 10;
+	}
+	if (ch >= 'A' && ch <= 'F') {
+		return ch - 'A' + 10;
+	}
+	return -1;
+}
+
+/* Is the raw (maybe percent-encoded) option name s[0..len) a cache option? */
+static bool raw_is_cache_option(const char *s, size_t len)
+{
+	char key[32];
+	size_t j = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (ch == '%' && i + 2 < len && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
+			ch = (char)(hexv(s[i + 1]) << 4 | hexv(s[i + 2]));
+			i += 2;
+		}
+		if (j + 1 >= sizeof(key)) {
+			return false;
+		}
+		key[j++] = ch;
+	}
+	key[j] = '\0';
+	return cache_is_option(key);
+}
+
+/* The URI without its cache options (new string). */
+static char *lower_uri(const char *uri)
+{
+	const char *q = strchr(uri, '?');
+	size_t n = strlen(uri);
+	char *out = malloc(n + 1);
+	size_t o;
+	bool first = true;
+
+	if (!out) {
+		return NULL;
+	}
+	o = q ? (size_t)(q - uri) : n;
+	memcpy(out, uri, o);
+	if (q) {
+		const char *s = q + 1;
+
+		for (;;) {
+			const char *amp = strchr(s, '&');
+			size_t len = amp ? (size_t)(amp - s) : strlen(s);
+			const char *eq = memchr(s, '=', len);
+
+			if (!raw_is_cache_option(s, eq ? (size_t)(eq - s) : len)) {
+				out[o++] = first ? '?' : '&';
+				memcpy(out + o, s, len);
+				o += len;
+				first = false;
+			}
+			if (!amp) {
+				break;
+			}
+			s = amp + 1;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+int cache_store_open_uri(const char *uri, struct reactor *r, struct store **out, char *err,
+			 size_t errlen)
+{
+	struct store_params p;
+	struct cache_params cp;
+	struct store *lower = NULL;
+	char *luri = NULL;
+	char *own = NULL;
+	bool any = false;
+	int rc;
+
+	rc = store_params_parse(uri, &p, err, errlen);
+	if (rc) {
+		return rc;
+	}
+	rc = cache_params_from_opts(p.opts, p.nopts, &cp, &any, err, errlen);
+	store_params_fini(&p);
+	if (rc) {
+		return rc;
+	}
+	if (!any) {
+		return store_open_uri(uri, r, out, err, errlen);
+	}
+	luri = lower_uri(uri);
+	own = strdup(uri);
+	if (!luri || !own) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = store_open_uri(luri, r, &lower, err, errlen);
+	if (rc) {
+		goto out;
+	}
+	rc = cache_store_wrap(lower, &cp, out, err, errlen);
+	if (rc) {
+		goto out;
+	}
+	free((*out)->uri);
+	(*out)->uri = own;
+	own = NULL;
+out:
+	free(own);
+	free(luri);
+	cache_params_fini(&cp);
+	return rc;
+}

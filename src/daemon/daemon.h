@@ -1,0 +1,44 @@
+/*
+ * daemon.h - s3tgtd configuration: what the JSON file or the quick-mode
+ * command line describe, before anything is opened.
+ */
+#ifndef S3TGT_DAEMON_H
+#define S3TGT_DAEMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct daemon_lun {
+	uint64_t lun;
+	char *uri;
+};
+
+struct daemon_target {
+	char *name;
+	char *alias;
+	struct daemon_lun *luns;
+	size_t nluns;
+};
+
+struct daemon_config {
+	char **portals;
+	size_t nportals;
+	struct daemon_target *targets;
+	size_t ntargets;
+	char *state_dir;
+};
+
+/* Load a JSON config file; on error -errno and a message naming the field path. */
+int daemon_config_load(const char *path, struct daemon_config *cfg, char *err, size_t errlen);
+int daemon_config_add_portal(struct daemon_config *cfg, const char *hostport);
+int daemon_config_add_target(struct daemon_config *cfg, const char *name, const char *alias);
+/* Adds "N=URI" to the last target. */
+int daemon_config_add_lun_arg(struct daemon_config *cfg, const char *arg, char *err,
+			      size_t errlen);
+/* Names, LUN numbers, duplicates: 0 or -EINVAL with a message. */
+int daemon_config_validate(const struct daemon_config *cfg, char *err, size_t errlen);
+void daemon_config_fini(struct daemon_config *cfg);
+/* RFC 3720 3.2.6 iqn./eui./naa. name forms; 0 or -EINVAL with the reason in err. */
+int daemon_validate_iqn(const char *name, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,722 @@
+/*
+ * test_chunk.c - the chunk logic on a fake objstore that keeps objects in
+ * memory, completes requests later and in random order (applying each request's
+ * effect only when it completes, as a real back end may), counts requests,
+ * and injects faults. Checks per-chunk ordering (the result equals applying
+ * the ios in submission order), RMW under concurrent overlapping writes,
+ * zero-chunk deletion, multi-chunk splitting, the in-flight bound, checksum
+ * verification and error mapping.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "chunk/chunk.c"
+
+#define FAKE_MAX_OBJS 1024
+#define FAKE_MAX_PENDING 4096
+
+struct fake_obj {
+	char key[256];
+	uint8_t *data;
+	size_t len;
+	char meta[OBJ_META_MAX];
+};
+
+struct fake_os {
+	struct objstore os;
+	struct reactor *r;
+	struct fake_obj objs[FAKE_MAX_OBJS];
+	struct obj_req *pending[FAKE_MAX_PENDING];
+	unsigned npending;
+	unsigned peak;
+	unsigned nreq[3]; /* by enum obj_op */
+	int fail_op;	  /* inject: -1 none, else enum obj_op */
+	int fail_status;
+	unsigned fail_count;
+	bool inorder;  /* complete FIFO instead of random */
+	bool violated; /* two mutating requests on one key in flight */
+};
+
+static struct fake_obj *fake_find(struct fake_os *f, const char *key)
+{
+	for (int i = 0; i < FAKE_MAX_OBJS; i++) {
+		if (f->objs[i].data && strcmp(f->objs[i].key, key) == 0) {
+			return &f->objs[i];
+		}
+	}
+	return NULL;
+}
+
+static unsigned fake_count(struct fake_os *f)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < FAKE_MAX_OBJS; i++) {
+		n += f->objs[i].data && strncmp(f->objs[i].key, "chunks/", 7) == 0;
+	}
+	return n;
+}
+
+static void fake_apply(struct fake_os *f, struct obj_req *req)
+{
+	struct fake_obj *o = fake_find(f, req->key);
+
+	req->status = 0;
+	switch (req->op) {
+	case OBJ_GET: {
+		uint64_t n;
+
+		if (!o) {
+			req->status = -ENOENT;
+			return;
+		}
+		n = req->range_len ? req->range_len : o->len;
+		if (req->range_off > o->len) {
+			n = 0;
+		} else if (n > o->len - req->range_off) {
+			n = o->len - req->range_off;
+		}
+		if (n > req->len) {
+			n = req->len;
+		}
+		memcpy(req->buf, o->data + req->range_off, n);
+		req->got = n;
+		memcpy(req->meta, o->meta, sizeof(req->meta));
+		return;
+	}
+	case OBJ_PUT:
+		if (o && req->if_none_match) {
+			req->status = -EEXIST;
+			return;
+		}
+		if (!o) {
+			for (int i = 0; i < FAKE_MAX_OBJS && !o; i++) {
+				if (!f->objs[i].data) {
+					o = &f->objs[i];
+				}
+			}
+			assert_non_null(o);
+			snprintf(o->key, sizeof(o->key), "%s", req->key);
+		} else {
+			free(o->data);
+		}
+		o->data = malloc(req->len ? req->len : 1);
+		assert_non_null(o->data);
+		memcpy(o->data, req->buf, req->len);
+		o->len = req->len;
+		memcpy(o->meta, req->meta, sizeof(o->meta));
+		return;
+	case OBJ_DELETE:
+		if (o) {
+			free(o->data);
+			o->data = NULL;
+		}
+		return;
+	}
+}
+
+static void fake_pump(void *arg)
+{
+	struct fake_os *f = arg;
+	struct obj_req *req;
+	unsigned i;
+
+	if (f->npending == 0) {
+		return;
+	}
+	i = f->inorder ? 0 : (unsigned)rand() % f->npending;
+	req = f->pending[i];
+	memmove(&f->pending[i], &f->pending[i + 1], (f->npending - i - 1) * sizeof(req));
+	f->npending--;
+	if (f->fail_count && (int)req->op == f->fail_op) {
+		f->fail_count--;
+		req->status = f->fail_status;
+	} else {
+		fake_apply(f, req);
+	}
+	req->cb(req);
+}
+
+static int fake_submit(struct objstore *os, struct obj_req *req)
+{
+	struct fake_os *f = os->priv;
+
+	assert_true(f->npending < FAKE_MAX_PENDING);
+	for (unsigned i = 0; i < f->npending; i++) {
+		if (strcmp(f->pending[i]->key, req->key) == 0 &&
+		    (req->op != OBJ_GET || f->pending[i]->op != OBJ_GET)) {
+			f->violated = true;
+		}
+	}
+	f->pending[f->npending++] = req;
+	if (f->npending > f->peak) {
+		f->peak = f->npending;
+	}
+	f->nreq[req->op]++;
+	return reactor_post(f->r, fake_pump, f);
+}
+
+static int fake_list(struct objstore *os, const char *prefix, obj_list_fn fn, void *arg)
+{
+	struct fake_os *f = os->priv;
+
+	for (int i = 0; i < FAKE_MAX_OBJS; i++) {
+		if (f->objs[i].data && strncmp(f->objs[i].key, prefix, strlen(prefix)) == 0) {
+			fn(arg, f->objs[i].key, f->objs[i].len);
+		}
+	}
+	return 0;
+}
+
+static int fake_sync(struct objstore *os, struct obj_req *req)
+{
+	fake_apply(os->priv, req);
+	return req->status;
+}
+
+static void fake_destroy(struct objstore *os)
+{
+	struct fake_os *f = os->priv;
+
+	/* The fake outlives stores in tests (reopen); fake_free releases it. */
+	assert_int_equal(f->npending, 0);
+}
+
+static const struct objstore_ops fake_ops = {
+    .name = "fake",
+    .submit = fake_submit,
+    .list = fake_list,
+    .get_sync = fake_sync,
+    .put_sync = fake_sync,
+    .destroy = fake_destroy,
+};
+
+static struct fake_os *fake_new(struct reactor *r)
+{
+	struct fake_os *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->os.ops = &fake_ops;
+	f->os.priv = f;
+	f->r = r;
+	f->fail_op = -1;
+	return f;
+}
+
+static void fake_free(struct fake_os *f)
+{
+	for (int i = 0; i < FAKE_MAX_OBJS; i++) {
+		free(f->objs[i].data);
+	}
+	free(f);
+}
+
+/* ---- harness ---- */
+
+struct env {
+	struct reactor *r;
+	struct fake_os *f;
+	struct store st;
+	unsigned outstanding;
+};
+
+static void io_cb(struct store_io *io)
+{
+	struct env *e = io->cb_arg;
+
+	assert_true(e->outstanding > 0);
+	if (--e->outstanding == 0) {
+		reactor_stop(e->r);
+	}
+}
+
+static int env_open(struct env *e, const char *opts, uint64_t size, char *err, size_t errlen)
+{
+	struct store_params p = {0};
+	struct store_opt o[2];
+	struct chunk_opts co;
+	char cz[32] = "", mi[32] = "";
+	int ret;
+
+	if (opts) {
+		if (sscanf(opts, "%31[^,],%31s", cz, mi) < 1) {
+			return -EINVAL;
+		}
+	}
+	p.size = size;
+	p.block_size = 512;
+	o[0].key = (char *)"chunk_size";
+	o[0].value = cz;
+	o[1].key = (char *)"max_inflight";
+	o[1].value = mi;
+	p.opts = o;
+	p.nopts = (cz[0] ? 1 : 0) + (mi[0] ? 1 : 0);
+	if (!cz[0] && mi[0]) {
+		p.opts = &o[1];
+	}
+	memset(&e->st, 0, sizeof(e->st));
+	e->st.reactor = e->r;
+	e->st.uri = (char *)"test:fake";
+	e->st.block_size = 512;
+	ret = chunk_opts_parse(&p, &co, err, errlen);
+	if (ret) {
+		return ret;
+	}
+	return chunk_store_open(&e->st, &p, &co, &e->f->os, err, errlen);
+}
+
+static void env_setup(struct env *e)
+{
+	memset(e, 0, sizeof(*e));
+	assert_int_equal(reactor_create(&e->r), 0);
+	e->f = fake_new(e->r);
+}
+
+static void env_teardown(struct env *e)
+{
+	chunk_store_close(&e->st);
+	fake_free(e->f);
+	reactor_destroy(e->r);
+}
+
+static void submit(struct env *e, struct store_io *io, enum store_op op, uint64_t off, uint64_t len,
+		   void *buf)
+{
+	memset(io, 0, sizeof(*io));
+	io->op = op;
+	io->offset = off;
+	io->len = len;
+	io->buf = buf;
+	io->cb = io_cb;
+	io->cb_arg = e;
+	io->status = 12345;
+	e->outstanding++;
+	assert_int_equal(chunk_store_submit(&e->st, io), 0);
+}
+
+static void run(struct env *e)
+{
+	if (e->outstanding) {
+		assert_int_equal(reactor_run(e->r), 0);
+	}
+	assert_int_equal(e->outstanding, 0);
+}
+
+static int do_io(struct env *e, enum store_op op, uint64_t off, uint64_t len, void *buf)
+{
+	struct store_io io;
+
+	submit(e, &io, op, off, len, buf);
+	run(e);
+	return io.status;
+}
+
+static void fill(uint8_t *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		p[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 9)) | 1;
+	}
+}
+
+/* ---- tests ---- */
+
+static void test_keys_and_meta(void **state)
+{
+	char k[32];
+	uint64_t idx;
+	uint8_t *d = malloc(1 << 20);
+	char meta[OBJ_META_MAX];
+	unsigned bad = 0;
+
+	chunk_key(k, sizeof(k), 0xabc);
+	assert_string_equal(k, "chunks/0000000000000abc");
+	assert_int_equal(chunk_key_parse(k, &idx), 0);
+	assert_int_equal(idx, 0xabc);
+	assert_int_equal(chunk_key_parse("vol/chunks/00000000000000ff", &idx), 0);
+	assert_int_equal(idx, 0xff);
+	assert_int_equal(chunk_key_parse("chunks/.0000000000000abc.tmp.1", &idx), -EINVAL);
+	assert_int_equal(chunk_key_parse("xchunks/0000000000000abc", &idx), -EINVAL);
+	assert_int_equal(chunk_key_parse("manifest", &idx), -EINVAL);
+	assert_int_equal(chunk_seg_size(64 << 10), 64 << 10);
+	assert_int_equal(chunk_seg_size(4 << 20), 64 << 10);
+	assert_int_equal(chunk_seg_size(64 << 20), 1 << 20);
+	/* 64 segments of 8 hex digits must fit in the metadata limit. */
+	assert_non_null(d);
+	fill(d, 1 << 20, 3);
+	assert_int_equal(chunk_meta_build(meta, sizeof(meta), d, 1 << 20), 0);
+	assert_int_equal(strlen(meta), strlen("v=1 seg=65536 crc32c=") + 16 * 8);
+	assert_int_equal(chunk_meta_verify(meta, d + 65536, 1 << 20, 65536, 131072, &bad), 0);
+	d[65536 + 70000] ^= 1;
+	assert_int_equal(chunk_meta_verify(meta, d + 65536, 1 << 20, 65536, 131072, &bad), -EILSEQ);
+	assert_int_equal(bad, 2);
+	assert_int_equal(chunk_meta_verify("junk", d, 1 << 20, 0, 65536, &bad), -EBADMSG);
+	free(d);
+}
+
+static void test_manifest(void **state)
+{
+	struct env e;
+	char err[256] = "";
+	struct fake_obj *m;
+	struct chunk_manifest man;
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "size"));
+	assert_int_equal(env_open(&e, "128K", 1 << 20, err, sizeof(err)), 0);
+	assert_int_equal(e.st.size, 1 << 20);
+	assert_int_equal(e.st.opt_io_bytes, 128 << 10);
+	assert_int_equal(e.st.caps, STORE_CAP_UNMAP | STORE_CAP_LBA_STATUS);
+	m = fake_find(e.f, "manifest");
+	assert_non_null(m);
+	assert_int_equal(chunk_manifest_decode((char *)m->data, m->len, &man, err, sizeof(err)), 0);
+	assert_int_equal(man.chunk_size, 128 << 10);
+	assert_int_equal(man.size, 1 << 20);
+	assert_int_equal(strlen(man.volume_id), 36);
+	chunk_store_close(&e.st);
+
+	/* Mismatched chunk size names both values. */
+	assert_int_equal(env_open(&e, "256K", 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "262144"));
+	assert_non_null(strstr(err, "131072"));
+	/* Smaller refused; omitted size takes the manifest's; larger grows. */
+	assert_int_equal(env_open(&e, NULL, 512 << 10, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "smaller"));
+	assert_int_equal(env_open(&e, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(e.st.size, 1 << 20);
+	assert_int_equal(e.st.opt_io_bytes, 128 << 10);
+	chunk_store_close(&e.st);
+	assert_int_equal(env_open(&e, "128K", 2 << 20, err, sizeof(err)), 0);
+	assert_int_equal(e.st.size, 2 << 20);
+	assert_int_equal(chunk_store_resize(&e.st, 3 << 20), 0);
+	assert_int_equal(e.st.size, 3 << 20);
+	chunk_store_close(&e.st);
+	m = fake_find(e.f, "manifest");
+	assert_int_equal(chunk_manifest_decode((char *)m->data, m->len, &man, err, sizeof(err)), 0);
+	assert_int_equal(man.size, 3 << 20);
+	/* Bad options. */
+	assert_int_equal(env_open(&e, "100K", 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "power of two"));
+	assert_int_equal(env_open(&e, "128M", 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(env_open(&e, "32K", 0, err, sizeof(err)), -EINVAL);
+	e.st.priv = NULL;
+	env_teardown(&e);
+}
+
+/* Random concurrent ios; the outcome must equal applying them in submission order. */
+static void test_random_linearizable(void **state)
+{
+	enum { CZ = 64 << 10, NCH = 8, SIZE = CZ * NCH, NIO = 48, ROUNDS = 40 };
+	struct env e;
+	char err[256];
+	uint8_t *model = calloc(1, SIZE);
+	uint8_t *bufs[NIO], *expect[NIO];
+	struct store_io ios[NIO];
+
+	srand(1234);
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K,6", SIZE, err, sizeof(err)), 0);
+	for (int i = 0; i < NIO; i++) {
+		bufs[i] = malloc(SIZE);
+		expect[i] = malloc(SIZE);
+	}
+	for (int round = 0; round < ROUNDS; round++) {
+		for (int i = 0; i < NIO; i++) {
+			uint64_t blk = (uint64_t)rand() % (SIZE / 512);
+			uint64_t nblk = 1 + (uint64_t)rand() % (rand() % 4 == 0 ? 600 : 150);
+			int kind = rand() % 10;
+			enum store_op op;
+
+			if (blk + nblk > SIZE / 512) {
+				nblk = SIZE / 512 - blk;
+			}
+			op = kind < 4	? STORE_OP_WRITE
+			     : kind < 7 ? STORE_OP_READ
+			     : kind < 9 ? STORE_OP_UNMAP
+					: STORE_OP_WRITE_ZEROES;
+			if (op == STORE_OP_WRITE) {
+				if (rand() % 5 == 0) {
+					memset(bufs[i], 0, nblk * 512);
+				} else {
+					fill(bufs[i], nblk * 512, (unsigned)(round * NIO + i));
+				}
+				memcpy(model + blk * 512, bufs[i], nblk * 512);
+			} else if (op == STORE_OP_READ) {
+				memcpy(expect[i], model + blk * 512, nblk * 512);
+				memset(bufs[i], 0xee, nblk * 512);
+			} else {
+				memset(model + blk * 512, 0, nblk * 512);
+			}
+			submit(&e, &ios[i], op, blk * 512, nblk * 512, bufs[i]);
+		}
+		run(&e);
+		for (int i = 0; i < NIO; i++) {
+			assert_int_equal(ios[i].status, 0);
+			if (ios[i].op == STORE_OP_READ) {
+				assert_memory_equal(bufs[i], expect[i], ios[i].len);
+			}
+		}
+		assert_false(e.f->violated);
+		assert_true(e.f->peak <= 6);
+	}
+	/* Whole-device read back, and zero chunks have no object. */
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, SIZE, bufs[0]), 0);
+	assert_memory_equal(bufs[0], model, SIZE);
+	for (unsigned c = 0; c < NCH; c++) {
+		char key[32];
+		bool zero = is_zero(model + (size_t)c * CZ, CZ);
+
+		chunk_key(key, sizeof(key), c);
+		assert_int_equal(fake_find(e.f, key) == NULL, zero);
+		assert_int_equal(map_test(e.st.priv, c), !zero);
+	}
+	/* Persistence: reopen lists the same chunks. */
+	chunk_store_close(&e.st);
+	assert_int_equal(env_open(&e, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, SIZE, bufs[0]), 0);
+	assert_memory_equal(bufs[0], model, SIZE);
+	for (int i = 0; i < NIO; i++) {
+		free(bufs[i]);
+		free(expect[i]);
+	}
+	free(model);
+	env_teardown(&e);
+}
+
+static void test_zero_chunks_and_holes(void **state)
+{
+	enum { CZ = 64 << 10, SIZE = CZ * 16 };
+	struct env e;
+	char err[256];
+	uint8_t *buf = calloc(1, SIZE);
+	unsigned before;
+	bool mapped;
+	uint64_t run_len;
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K", SIZE, err, sizeof(err)), 0);
+	/* Reads of holes, UNMAP of holes and zero writes to holes cost no request. */
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, SIZE, buf), 0);
+	assert_int_equal(do_io(&e, STORE_OP_UNMAP, 0, SIZE, NULL), 0);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 4096, 8192, buf), 0);
+	assert_int_equal(e.f->nreq[OBJ_GET] + e.f->nreq[OBJ_PUT] + e.f->nreq[OBJ_DELETE], 0);
+
+	/* Full-chunk write: exactly one PUT, no GET. */
+	fill(buf, CZ, 1);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 2 * CZ, CZ, buf), 0);
+	assert_int_equal(e.f->nreq[OBJ_PUT], 1);
+	assert_int_equal(e.f->nreq[OBJ_GET], 0);
+	assert_int_equal(fake_count(e.f), 1);
+	assert_int_equal(chunk_store_lba_status(&e.st, 0, &mapped, &run_len), 0);
+	assert_false(mapped);
+	assert_int_equal(run_len, 2 * CZ);
+	assert_int_equal(chunk_store_lba_status(&e.st, 2 * CZ + 512, &mapped, &run_len), 0);
+	assert_true(mapped);
+	assert_int_equal(run_len, CZ - 512);
+
+	/* Zeroing half then the other half: the chunk becomes all zero and is DELETEd. */
+	assert_int_equal(do_io(&e, STORE_OP_WRITE_ZEROES, 2 * CZ, CZ / 2, NULL), 0);
+	assert_int_equal(fake_count(e.f), 1);
+	memset(buf, 0, CZ);
+	before = e.f->nreq[OBJ_PUT];
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 2 * CZ + CZ / 2, CZ / 2, buf), 0);
+	assert_int_equal(e.f->nreq[OBJ_PUT], before);
+	assert_int_equal(e.f->nreq[OBJ_DELETE], 1);
+	assert_int_equal(fake_count(e.f), 0);
+
+	/* A full-chunk UNMAP of a mapped chunk is one DELETE. */
+	fill(buf, 3 * CZ, 2);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 5 * CZ, 3 * CZ, buf), 0);
+	assert_int_equal(fake_count(e.f), 3);
+	before = e.f->nreq[OBJ_GET];
+	assert_int_equal(do_io(&e, STORE_OP_UNMAP, 5 * CZ, 2 * CZ + 4096, NULL), 0);
+	assert_int_equal(e.f->nreq[OBJ_DELETE], 3);
+	assert_int_equal(e.f->nreq[OBJ_GET], before + 1); /* RMW of the partial chunk */
+	assert_int_equal(fake_count(e.f), 1);
+	assert_int_equal(do_io(&e, STORE_OP_READ, 5 * CZ, 3 * CZ, buf), 0);
+	assert_true(is_zero(buf, 2 * CZ + 4096));
+	assert_false(is_zero(buf + 2 * CZ + 4096, CZ - 4096));
+	/* A full-chunk write of zeros to a mapped chunk deletes it. */
+	memset(buf, 0, CZ);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 7 * CZ, CZ, buf), 0);
+	assert_int_equal(fake_count(e.f), 0);
+	/* FLUSH completes. */
+	assert_int_equal(do_io(&e, STORE_OP_FLUSH, 0, 0, NULL), 0);
+	free(buf);
+	env_teardown(&e);
+}
+
+static void test_inflight_bound(void **state)
+{
+	enum { CZ = 64 << 10, NCH = 64, SIZE = CZ * NCH };
+	struct env e;
+	char err[256];
+	uint8_t *buf = malloc(SIZE), *back = malloc(SIZE);
+	struct chunk_store *cs;
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K,4", SIZE, err, sizeof(err)), 0);
+	cs = e.st.priv;
+	fill(buf, SIZE, 9);
+	/* One io spanning 64 chunks, unaligned at both ends. */
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 512, SIZE - 1024, buf), 0);
+	assert_int_equal(e.f->nreq[OBJ_PUT], NCH);
+	assert_true(e.f->peak <= 4);
+	assert_int_equal(cs->running_peak, 4);
+	assert_int_equal(do_io(&e, STORE_OP_READ, 512, SIZE - 1024, back), 0);
+	assert_memory_equal(buf, back, SIZE - 1024);
+	assert_true(e.f->peak <= 4);
+	assert_int_equal(cs->nfree_bufs, 4);
+	free(buf);
+	free(back);
+	env_teardown(&e);
+}
+
+static void test_checksum_and_errors(void **state)
+{
+	enum { CZ = 4 << 20, SIZE = CZ * 2 };
+	struct env e;
+	char err[256];
+	uint8_t *buf = malloc(CZ);
+	struct fake_obj *o;
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, NULL, SIZE, err, sizeof(err)), 0);
+	assert_int_equal(e.st.opt_io_bytes, CZ);
+	fill(buf, CZ, 5);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 0, CZ, buf), 0);
+	o = fake_find(e.f, "chunks/0000000000000000");
+	assert_non_null(o);
+	assert_non_null(strstr(o->meta, "v=1 seg=65536 crc32c="));
+	/* Corrupt one byte in segment 3: reads touching it fail, others succeed. */
+	o->data[3 * 65536 + 100] ^= 0x40;
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, 65536, buf), 0);
+	assert_int_equal(do_io(&e, STORE_OP_READ, 3 * 65536 + 4096, 512, buf), -EILSEQ);
+	/* RMW of a corrupt chunk fails rather than spreading the damage. */
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 512, 512, buf), -EILSEQ);
+	o->data[3 * 65536 + 100] ^= 0x40;
+	assert_int_equal(do_io(&e, STORE_OP_READ, 3 * 65536 + 4096, 512, buf), 0);
+
+	/* Back-end errors become io statuses; the store keeps working. */
+	e.f->fail_op = OBJ_PUT;
+	e.f->fail_status = -ETIMEDOUT;
+	e.f->fail_count = 1;
+	fill(buf, CZ, 6);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, CZ, CZ, buf), -ETIMEDOUT);
+	e.f->fail_op = OBJ_GET;
+	e.f->fail_status = -EACCES;
+	e.f->fail_count = 1;
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, 4096, buf), -EIO);
+	e.f->fail_count = 0;
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, CZ, CZ, buf), 0);
+	memset(buf, 0, 4096);
+	assert_int_equal(do_io(&e, STORE_OP_READ, CZ + 8192, 4096, buf), 0);
+	{
+		uint8_t *ref = malloc(CZ);
+		fill(ref, CZ, 6);
+		assert_memory_equal(buf, ref + 8192, 4096);
+		free(ref);
+	}
+	free(buf);
+	env_teardown(&e);
+}
+
+/* Many overlapping partial writes to one chunk, completed out of order: no update lost. */
+static void test_overlapping_rmw(void **state)
+{
+	enum { CZ = 64 << 10, N = 64 };
+	struct env e;
+	char err[256];
+	uint8_t *bufs[N], *model = calloc(1, CZ), *back = malloc(CZ);
+	struct store_io ios[N];
+
+	srand(99);
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K,16", CZ, err, sizeof(err)), 0);
+	for (int i = 0; i < N; i++) {
+		uint64_t off = (uint64_t)(rand() % 120) * 512;
+		bufs[i] = malloc(8 * 512);
+		fill(bufs[i], 8 * 512, (unsigned)i + 100);
+		memcpy(model + off, bufs[i], 8 * 512);
+		submit(&e, &ios[i], STORE_OP_WRITE, off, 8 * 512, bufs[i]);
+	}
+	run(&e);
+	assert_false(e.f->violated);
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, CZ, back), 0);
+	assert_memory_equal(back, model, CZ);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(ios[i].status, 0);
+		free(bufs[i]);
+	}
+	free(model);
+	free(back);
+	env_teardown(&e);
+}
+
+/* Writes queued behind a running write of the same chunk are merged into one RMW. */
+static void test_coalesce(void **state)
+{
+	enum { CZ = 64 << 10, Q = CZ / 4 };
+	struct env e;
+	char err[256];
+	uint8_t *buf = malloc(CZ), *back = malloc(CZ);
+	struct store_io ios[4];
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K", 2 * CZ, err, sizeof(err)), 0);
+	fill(buf, CZ, 77);
+	for (int i = 0; i < 4; i++) {
+		submit(&e, &ios[i], STORE_OP_WRITE, (uint64_t)i * Q, Q, buf + i * Q);
+	}
+	run(&e);
+	/* First write alone (hole: no GET), the other three merged: one GET + one PUT. */
+	assert_int_equal(e.f->nreq[OBJ_PUT], 2);
+	assert_int_equal(e.f->nreq[OBJ_GET], 1);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(ios[i].status, 0);
+	}
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, CZ, back), 0);
+	assert_memory_equal(buf, back, CZ);
+	/* A merged group covering the chunk needs no GET even though it is mapped. */
+	fill(buf, CZ, 78);
+	submit(&e, &ios[0], STORE_OP_WRITE, 512, 512, buf + 512);
+	submit(&e, &ios[1], STORE_OP_WRITE, 0, CZ / 2, buf);
+	submit(&e, &ios[2], STORE_OP_WRITE, CZ / 2, CZ / 2, buf + CZ / 2);
+	run(&e);
+	/* GETs so far: the merged RMW and the read-back above, plus the lone first write's. */
+	assert_int_equal(e.f->nreq[OBJ_GET], 3);
+	assert_int_equal(e.f->nreq[OBJ_PUT], 4);
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, CZ, back), 0);
+	assert_memory_equal(buf, back, CZ);
+	/* Merged writes ending all zero delete the chunk. */
+	memset(buf, 0, CZ);
+	submit(&e, &ios[0], STORE_OP_WRITE, 0, 512, buf);
+	submit(&e, &ios[1], STORE_OP_UNMAP, 0, CZ / 2, NULL);
+	submit(&e, &ios[2], STORE_OP_WRITE_ZEROES, CZ / 2, CZ / 2, NULL);
+	run(&e);
+	assert_int_equal(fake_count(e.f), 0);
+	assert_int_equal(e.f->nreq[OBJ_DELETE], 1);
+	free(buf);
+	free(back);
+	env_teardown(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_keys_and_meta),
+	    cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_zero_chunks_and_holes),
+	    cmocka_unit_test(test_inflight_bound),
+	    cmocka_unit_test(test_checksum_and_errors),
+	    cmocka_unit_test(test_overlapping_rmw),
+	    cmocka_unit_test(test_coalesce),
+	    cmocka_unit_test(test_random_linearizable),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

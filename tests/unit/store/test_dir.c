@@ -1,0 +1,297 @@
+/*
+ * test_dir.c - the `dir` store end to end on a real temporary directory,
+ * through the store registry: round trips across chunks, object files on disk
+ * (documented keys and header), zero chunks and UNMAP removing files, manifest
+ * checks, persistence across reopen, listing that ignores temp files.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "s3tgt/core.h"
+#include "s3tgt/store.h"
+
+#include "dir/dir.h"
+
+struct env {
+	struct reactor *r;
+	char root[128];
+	unsigned outstanding;
+};
+
+static void io_cb(struct store_io *io)
+{
+	struct env *e = io->cb_arg;
+
+	if (--e->outstanding == 0) {
+		reactor_stop(e->r);
+	}
+}
+
+static int do_io(struct env *e, struct store *st, enum store_op op, uint64_t off, uint64_t len,
+		 void *buf)
+{
+	struct store_io io = {0};
+
+	io.op = op;
+	io.offset = off;
+	io.len = len;
+	io.buf = buf;
+	io.cb = io_cb;
+	io.cb_arg = e;
+	e->outstanding = 1;
+	assert_int_equal(store_submit(st, &io), 0);
+	assert_int_equal(reactor_run(e->r), 0);
+	assert_int_equal(e->outstanding, 0);
+	return io.status;
+}
+
+static int open_uri(struct env *e, const char *query, struct store **st, char *err, size_t len)
+{
+	char uri[256];
+
+	snprintf(uri, sizeof(uri), "dir:%s%s", e->root, query);
+	err[0] = '\0';
+	return store_open_uri(uri, e->r, st, err, len);
+}
+
+static bool file_exists(struct env *e, const char *rel)
+{
+	char p[256];
+	struct stat sb;
+
+	snprintf(p, sizeof(p), "%s/%s", e->root, rel);
+	return stat(p, &sb) == 0;
+}
+
+static unsigned count_chunks(struct env *e)
+{
+	char p[256];
+	unsigned n = 0;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/chunks", e->root);
+	d = opendir(p);
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		n += de->d_name[0] != '.';
+	}
+	closedir(d);
+	return n;
+}
+
+static void rm_rf(const char *root)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+
+	assert_non_null(e);
+	snprintf(e->root, sizeof(e->root), "/tmp/s3tgt-test-dir-XXXXXX");
+	assert_non_null(mkdtemp(e->root));
+	/* A not-yet-existing subdirectory: the store creates it. */
+	assert_true(strlen(e->root) + 5 < sizeof(e->root));
+	memcpy(e->root + strlen(e->root), "/vol", 5);
+	assert_int_equal(reactor_create(&e->r), 0);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	char *slash = strrchr(e->root, '/');
+
+	*slash = '\0';
+	rm_rf(e->root);
+	reactor_destroy(e->r);
+	free(e);
+	return 0;
+}
+
+static void fill(uint8_t *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		p[i] = (uint8_t)(seed + i * 13 + (i >> 11)) | 0x80;
+	}
+}
+
+static void test_roundtrip_and_files(void **state)
+{
+	enum { CZ = 64 << 10, SIZE = 4 << 20 };
+	struct env *e = *state;
+	struct store *st = NULL;
+	char err[256];
+	uint8_t *buf = malloc(SIZE), *back = malloc(SIZE);
+	uint8_t hdr[16];
+	bool mapped;
+	uint64_t run;
+	int fd;
+
+	assert_int_equal(
+	    open_uri(e, "?size=4M&chunk_size=64K&max_inflight=4", &st, err, sizeof(err)), 0);
+	assert_int_equal(st->size, SIZE);
+	assert_int_equal(st->opt_io_bytes, CZ);
+	assert_true(file_exists(e, "manifest"));
+	assert_int_equal(count_chunks(e), 0);
+	/* A hole reads as zeros. */
+	memset(back, 0xaa, CZ);
+	assert_int_equal(do_io(e, st, STORE_OP_READ, 0, CZ, back), 0);
+	assert_true(back[0] == 0 && memcmp(back, back + 1, CZ - 1) == 0);
+
+	/* Multi-chunk unaligned write: chunks 1..4 exist. */
+	fill(buf, 3 * CZ, 1);
+	assert_int_equal(do_io(e, st, STORE_OP_WRITE, CZ + 4096, 3 * CZ, buf), 0);
+	assert_int_equal(count_chunks(e), 4);
+	assert_true(file_exists(e, "chunks/0000000000000001"));
+	assert_true(file_exists(e, "chunks/0000000000000004"));
+	assert_int_equal(do_io(e, st, STORE_OP_READ, CZ + 4096, 3 * CZ, back), 0);
+	assert_memory_equal(buf, back, 3 * CZ);
+	assert_int_equal(do_io(e, st, STORE_OP_READ, CZ + 4096 + 512, 1024, back), 0);
+	assert_memory_equal(buf + 512, back, 1024);
+	/* Object file: magic, version, metadata. */
+	snprintf((char *)back, 256, "%s/chunks/0000000000000002", e->root);
+	fd = open((char *)back, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, hdr, sizeof(hdr)), sizeof(hdr));
+	close(fd);
+	assert_memory_equal(hdr, DIR_OBJ_MAGIC, 8);
+	assert_int_equal(get_be32(hdr + 8), DIR_OBJ_VERSION);
+	assert_int_equal(get_be32(hdr + 12), strlen("v=1 seg=65536 crc32c=") + 8);
+
+	/* UNMAP chunk 2 entirely and part of 3: file 2 disappears. */
+	assert_int_equal(do_io(e, st, STORE_OP_UNMAP, 2 * CZ, CZ + 8192, NULL), 0);
+	assert_false(file_exists(e, "chunks/0000000000000002"));
+	assert_true(file_exists(e, "chunks/0000000000000003"));
+	assert_int_equal(st->ops->lba_status(st, 2 * CZ, &mapped, &run), 0);
+	assert_false(mapped);
+	assert_int_equal(run, CZ);
+	/* Zeros written over all of chunk 4's data: deleted. */
+	memset(buf, 0, CZ);
+	assert_int_equal(do_io(e, st, STORE_OP_WRITE, 4 * CZ, CZ, buf), 0);
+	assert_false(file_exists(e, "chunks/0000000000000004"));
+	store_close(st);
+
+	/* Reopen (size omitted): data intact, map rebuilt from the listing. */
+	fill(buf, 3 * CZ, 1);
+	memset(buf + CZ - 4096, 0, CZ + 8192);
+	memset(buf + 3 * CZ - 4096, 0, 4096);
+	/* A stale temp file from a crash must be ignored. */
+	snprintf((char *)back, 256, "%s/chunks/.0000000000000009.tmp.1.1", e->root);
+	fd = open((char *)back, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(open_uri(e, "", &st, err, sizeof(err)), 0);
+	assert_int_equal(st->size, SIZE);
+	assert_int_equal(st->opt_io_bytes, CZ);
+	assert_int_equal(do_io(e, st, STORE_OP_READ, CZ + 4096, 3 * CZ, back), 0);
+	assert_memory_equal(buf, back, 3 * CZ);
+	assert_int_equal(st->ops->lba_status(st, 9 * CZ, &mapped, &run), 0);
+	assert_false(mapped);
+	assert_int_equal(st->ops->lba_status(st, CZ, &mapped, &run), 0);
+	assert_true(mapped);
+	assert_int_equal(run, CZ);
+	store_close(st);
+	free(buf);
+	free(back);
+}
+
+static void test_manifest_checks(void **state)
+{
+	struct env *e = *state;
+	struct store *st = NULL;
+	char err[256];
+
+	assert_int_equal(open_uri(e, "", &st, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "size"));
+	assert_int_equal(open_uri(e, "?size=1M&chunk_size=128K", &st, err, sizeof(err)), 0);
+	store_close(st);
+	assert_int_equal(open_uri(e, "?chunk_size=64K", &st, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "65536"));
+	assert_non_null(strstr(err, "131072"));
+	assert_int_equal(open_uri(e, "?block_size=4096", &st, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "4096"));
+	assert_non_null(strstr(err, "512"));
+	assert_int_equal(open_uri(e, "?size=512K", &st, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "smaller"));
+	assert_int_equal(open_uri(e, "?bogus=1", &st, err, sizeof(err)), -EINVAL);
+	assert_int_equal(open_uri(e, "?size=2M", &st, err, sizeof(err)), 0);
+	assert_int_equal(st->size, 2 << 20);
+	assert_int_equal(st->ops->resize(st, 3 << 20), 0);
+	store_close(st);
+	assert_int_equal(open_uri(e, "", &st, err, sizeof(err)), 0);
+	assert_int_equal(st->size, 3 << 20);
+	store_close(st);
+}
+
+static void test_concurrent(void **state)
+{
+	enum { CZ = 64 << 10, SIZE = 16 * CZ, N = 32 };
+	struct env *e = *state;
+	struct store *st = NULL;
+	struct store_io ios[N];
+	uint8_t *bufs[N], *model = calloc(1, SIZE), *back = malloc(SIZE);
+	char err[256];
+
+	assert_int_equal(
+	    open_uri(e, "?size=1M&chunk_size=64K&max_inflight=8", &st, err, sizeof(err)), 0);
+	srand(7);
+	e->outstanding = N;
+	for (int i = 0; i < N; i++) {
+		uint64_t off = (uint64_t)(rand() % (SIZE / 512 - 300)) * 512;
+		uint64_t len = (uint64_t)(1 + rand() % 300) * 512;
+
+		bufs[i] = malloc(len);
+		fill(bufs[i], len, (unsigned)i * 31);
+		memcpy(model + off, bufs[i], len);
+		memset(&ios[i], 0, sizeof(ios[i]));
+		ios[i].op = STORE_OP_WRITE;
+		ios[i].offset = off;
+		ios[i].len = len;
+		ios[i].buf = bufs[i];
+		ios[i].cb = io_cb;
+		ios[i].cb_arg = e;
+		assert_int_equal(store_submit(st, &ios[i]), 0);
+	}
+	assert_int_equal(reactor_run(e->r), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(ios[i].status, 0);
+		free(bufs[i]);
+	}
+	assert_int_equal(do_io(e, st, STORE_OP_READ, 0, SIZE, back), 0);
+	assert_memory_equal(back, model, SIZE);
+	assert_int_equal(do_io(e, st, STORE_OP_FLUSH, 0, 0, NULL), 0);
+	store_close(st);
+	free(model);
+	free(back);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_roundtrip_and_files, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_manifest_checks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
