@@ -27,12 +27,14 @@ $(ASAN_BUILD)/build.ninja:
 asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
-# Serves a 1 GiB thin LUN from $(DATA) in the foreground.
+# Serves a 1 GiB thin LUN in the foreground, kept as 4 MiB chunk objects under
+# $(DATA)/default by the local-directory object store (the embedded default
+# when no S3 endpoint is configured).
 run: build
 	@mkdir -p $(DATA)
 	$(BUILD)/s3tgtd --listen $(LISTEN) --target $(IQN) \
 		--lun "0=$(RUN_LUN_URI)"
-RUN_LUN_URI ?= file:$(abspath $(DATA))/lun0.img?size=1G
+RUN_LUN_URI ?= dir:$(abspath $(DATA))/default?size=1G
 
 # Unit tests, fuzz-corpus replays and integration tests, all under ASan+UBSan.
 test:

@@ -51,7 +51,7 @@ int mgmt_state_add_lun(struct mgmt_state *s, const char *target, uint64_t lun, c
 /* Calls fn for every LU (for the shutdown flush). */
 void mgmt_state_foreach_lu(struct mgmt_state *s, void (*fn)(struct scsi_lu *lu, void *arg),
 			   void *arg);
-/* Number of portals and targets configured, for the start-up message. */
+/* Calls fn with the iscsi:// URL of every LUN on every portal; returns how many. */
 size_t mgmt_state_print_urls(struct mgmt_state *s, void (*fn)(const char *url, void *arg),
 			     void *arg);
 /*
@@ -75,6 +75,9 @@ int mgmt_server_start(struct mgmt_state *s, const struct mgmt_server_opts *o,
  * then done(arg) runs on the reactor and the server is freed.
  */
 void mgmt_server_shutdown(struct mgmt_server *m, void (*done)(void *arg), void *arg);
+
+/* Immediate stop (reactor not running, e.g. start-up failed). NULL is a no-op. */
+void mgmt_server_destroy(struct mgmt_server *m);
 
 /* $XDG_RUNTIME_DIR/s3tgt/s3tgtd.sock for non-root users, else MGMT_DEFAULT_SOCKET. */
 const char *mgmt_default_socket(char *buf, size_t len);

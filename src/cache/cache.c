@@ -741,6 +741,8 @@ static void upload_write_done(struct store_io *lio)
 	struct cache *c = u->c;
 	struct centry *e = u->e;
 
+	LOG_DEBUG(COMP, "%s: chunk %" PRIu64 " upload done: %d", c->lower->uri, e->idx,
+		  lio->status);
 	if (lio->status) {
 		upload_failed(u, lio->status, "upload");
 		goto out;
@@ -839,6 +841,8 @@ static void upload_start(struct cache *c, struct centry *e)
 	u->busy = true;
 	u->e = e;
 	e->uploading = true;
+	LOG_DEBUG(COMP, "%s: chunk %" PRIu64 " upload (%" PRIu32 "/%" PRIu32 " blocks dirty)",
+		  c->lower->uri, e->idx, e->ndirty, chunk_blocks(c, e->idx));
 	c->ups_busy++;
 	if (e->nvalid >= chunk_blocks(c, e->idx)) {
 		upload_put(u);
@@ -1040,6 +1044,8 @@ static bool range_try(struct cache *c, struct cio *w)
 	for (uint32_t s = 0; s < c->nslots; s++) {
 		struct centry *e = &c->e[s];
 		if (e->used && e->idx >= first && e->idx <= last && e->uploading) {
+			LOG_DEBUG(COMP, "%s: range op waits for the upload of chunk %" PRIu64,
+				  c->lower->uri, e->idx);
 			return false;
 		}
 	}
@@ -1068,6 +1074,8 @@ static bool range_try(struct cache *c, struct cio *w)
 		}
 	}
 	c->inval_seq++;
+	LOG_DEBUG(COMP, "%s: forward %s %" PRIu64 "+%" PRIu64, c->lower->uri,
+		  io->op == STORE_OP_UNMAP ? "UNMAP" : "WRITE ZEROES", io->offset, io->len);
 	w->lio = (struct store_io){.op = io->op,
 				   .offset = io->offset,
 				   .len = io->len,

@@ -27,7 +27,7 @@ static uint32_t get_le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Enter the next state after `from` whose field is not empty. */
+/* Start collecting the field of state `to`. */
 static void rx_next(struct iscsi_rx *rx, enum iscsi_rx_state to)
 {
 	rx->got = 0;

@@ -16,6 +16,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sys/socket.h>
+
+#include "acl.h"
 #include "chap.h"
 #include "iscsi_internal.h"
 
@@ -34,7 +37,7 @@ static struct tgt_sec **sec_slot(struct iscsi_server *srv, const char *target)
 	struct tgt_sec **pp;
 
 	for (pp = &g_tgt_sec; *pp; pp = &(*pp)->next) {
-		if ((*pp)->srv == srv && strcmp((*pp)->name, target) == 0) {
+		if ((*pp)->srv == srv && strcasecmp((*pp)->name, target) == 0) {
 			break;
 		}
 	}
@@ -210,4 +213,20 @@ int iscsi_server_session_params(struct iscsi_server *srv, uint64_t id,
 		return 0;
 	}
 	return -ENOENT;
+}
+
+bool iscsi_conn_acl_allows(struct iscsi_conn *c, const char *target, const char *initiator)
+{
+	const struct iscsi_acl *acl = iscsi_server_get_acl(c->srv, target);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (iscsi_acl_is_open(acl)) {
+		return true;
+	}
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0) {
+		/* Unknown address: only an ACL without networks can still match. */
+		return iscsi_acl_allows(acl, initiator, NULL);
+	}
+	return iscsi_acl_allows(acl, initiator, (const struct sockaddr *)&ss);
 }

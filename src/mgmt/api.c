@@ -124,6 +124,11 @@ static json_t *parse_body(struct mgmt_req *req)
 	}
 	o = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!o) {
+		/* jansson quotes the text "near" the error: it could be part of a secret. */
+		char *near = strstr(jerr.text, " near ");
+		if (near) {
+			*near = '\0';
+		}
 		reply_errorf(req, 400, "body: invalid JSON at line %d column %d: %s", jerr.line,
 			     jerr.column, jerr.text);
 		return NULL;

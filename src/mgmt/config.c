@@ -488,6 +488,11 @@ int mgmt_config_parse(const char *text, size_t len, struct mgmt_config *cfg, cha
 	memset(cfg, 0, sizeof(*cfg));
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
+		/* Not jansson's "near '...'" part: it could quote a CHAP secret into a log. */
+		char *near = strstr(jerr.text, " near ");
+		if (near) {
+			*near = '\0';
+		}
 		snprintf(err, errlen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 		return -EINVAL;
 	}
@@ -702,7 +707,7 @@ int mgmt_config_save(const char *path, const struct mgmt_config *cfg, char *err,
 	char tmp[4096], dir[4096];
 	json_t *root = mgmt_config_to_json(cfg);
 	char *text = NULL;
-	int fd = -1, dfd = -1, rc;
+	int fd = -1, dfd = -1, rc = 0;
 
 	if (!root) {
 		return -ENOMEM;

@@ -342,10 +342,13 @@ static struct MHD_Daemon *start_mhd(struct mgmt_server *m, int fd)
 
 static void server_free(struct mgmt_server *m)
 {
+	/* Quiesced first, MHD leaves the listening sockets to us (closed below). */
 	if (m->unix_d) {
+		MHD_quiesce_daemon(m->unix_d);
 		MHD_stop_daemon(m->unix_d);
 	}
 	if (m->tcp_d) {
+		MHD_quiesce_daemon(m->tcp_d);
 		MHD_stop_daemon(m->tcp_d);
 	}
 	if (m->unix_fd >= 0) {
@@ -480,5 +483,12 @@ void mgmt_server_shutdown(struct mgmt_server *m, void (*done)(void *arg), void *
 		if (done) {
 			done(arg);
 		}
+	}
+}
+
+void mgmt_server_destroy(struct mgmt_server *m)
+{
+	if (m) {
+		server_free(m);
 	}
 }

@@ -141,9 +141,6 @@ static int stat_resize(struct store *st, uint64_t new_size)
 	struct stat_store *ss = st->priv;
 	int rc;
 
-	if (!ss->lower->ops->resize) {
-		return -ENOTSUP;
-	}
 	rc = ss->lower->ops->resize(ss->lower, new_size);
 	if (rc == 0) {
 		st->size = ss->lower->size;
@@ -182,6 +179,9 @@ int mgmt_stats_wrap(struct store *lower, struct store **out, struct mgmt_lun_sta
 	ss->ops.options = lower->ops->options;
 	if (!lower->ops->lba_status) {
 		ss->ops.lba_status = NULL;
+	}
+	if (!lower->ops->resize) {
+		ss->ops.resize = NULL;
 	}
 	st->ops = &ss->ops;
 	st->priv = ss;

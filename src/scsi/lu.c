@@ -224,12 +224,20 @@ void scsi_lu_capacity_changed(struct scsi_lu *lu)
 
 void scsi_lu_reset(struct scsi_lu *lu, const struct scsi_nexus *from)
 {
-	(void)from;
 	/* SPC-2 5.5.1 / SAM-5 6.6: a LU reset releases RESERVE(6/10), not PRs. */
 	lu->res6_held = false;
 	lu->res6_nexus = 0;
 	spc_mode_reset(lu);
-	scsi_ua_raise_all(lu, SCSI_NEXUS_NONE, 0x29, 0x03);
+	/*
+	 * Every other nexus gets BUS DEVICE RESET FUNCTION OCCURRED (SAM-5 6.6).
+	 * The requester gets the generic POWER ON, RESET, OR BUS DEVICE RESET
+	 * OCCURRED: it must still see a UA (libiscsi MultipathIO.Reset), and
+	 * libiscsi's RESERVE(6) helpers only tolerate 29/00 after a reset.
+	 */
+	scsi_ua_raise_all(lu, from ? from->id : SCSI_NEXUS_NONE, 0x29, 0x03);
+	if (from) {
+		scsi_ua_raise(lu, from->id, 0x29, 0x00);
+	}
 }
 
 /* ---------------------------------------------------------- contexts */
@@ -490,12 +498,18 @@ static enum sense_reason check_data_out(struct scsi_cmd *cmd, const struct scsi_
 		return SENSE_OK;
 	}
 	/*
-	 * RFC 7143 / FCP-4 9.5.8: with less Data-Out than the CDB asks for we may
-	 * not invent data; refuse with INVALID FIELD IN COMMAND INFORMATION UNIT
-	 * (libiscsi's residual tests accept this). More Data-Out than needed is an
-	 * underflow: the first xfer_len bytes are used.
+	 * FCP-4 9.5.8 a) / RFC 7143 11.4.5.1: with less Data-Out than the CDB asks
+	 * for (overflow), a WRITE is processed normally except that data beyond
+	 * the expected length is not transferred: only the whole blocks received
+	 * are written (libiscsi 1.19 WriteNNResiduals). Other commands cannot be
+	 * cut short and are refused. More Data-Out than needed (underflow) is
+	 * fine: the first xfer_len bytes are used.
 	 */
 	if (cmd->data_out_len < cmd->xfer_len) {
+		if ((op->flags & OP_WRITES) && (op->flags & OP_XFER_LIMIT)) {
+			cmd->nblocks = cmd->data_out_len / cmd->lu->block_size;
+			return SENSE_OK;
+		}
 		return SENSE_INVALID_FIELD_IU;
 	}
 	if ((op->flags & OP_DATA_EXACT) && cmd->data_out_len != cmd->xfer_len) {

@@ -20,8 +20,8 @@
 
 /* Block Limits (SBC-3 6.6.4), in bytes where the limit scales with block size. */
 #define SBC_MAX_XFER_BYTES (8u << 20)
-#define SBC_MAX_WS_BYTES (64u << 20)
-#define SBC_MAX_UNMAP_BYTES (1u << 30)
+#define SBC_MAX_WS_BYTES SBC_MAX_XFER_BYTES
+#define SBC_MAX_UNMAP_BYTES (256u << 20)
 #define SBC_MAX_UNMAP_DESCS 256
 #define SBC_MAX_CAW_BLOCKS 255
 /* WRITE SAME pattern buffer: the block replicated, written in pieces this big. */
@@ -401,7 +401,7 @@ void sbc_exec_read_capacity_16(struct scsi_cmd *cmd)
 
 enum sense_reason sbc_parse_sync_cache(struct scsi_cmd *cmd)
 {
-	if (cmd->cdb[0] == SCSI_OP_SYNCHRONIZE_CACHE_10) {
+	if (cmd->cdb[0] == SCSI_OP_SYNCHRONIZE_CACHE_10 || cmd->cdb[0] == SCSI_OP_PRE_FETCH_10) {
 		cmd->lba = get_be32(cmd->cdb + 2);
 		cmd->nblocks = get_be16(cmd->cdb + 7);
 	} else {
@@ -572,7 +572,6 @@ void sbc_exec_write_same(struct scsi_cmd *cmd)
 	bool zero = (cmd->flags & CMD_NDOB) || is_zero(cmd->data_out, bs);
 	struct scsi_io_ctx *c;
 	size_t cap;
-	enum store_op op;
 
 	if (cmd->nblocks == 0) {
 		scsi_cmd_complete(cmd, SENSE_OK);
@@ -582,16 +581,19 @@ void sbc_exec_write_same(struct scsi_cmd *cmd)
 	if (!c) {
 		return;
 	}
-	if (zero) {
+	if ((cmd->flags & CMD_UNMAP) && (lu->st->caps & STORE_CAP_UNMAP)) {
 		/*
-		 * SBC-3 4.7.3.3: with UNMAP=1 a zero block may be deallocated when
-		 * LBPRZ holds; otherwise zeros are written (the store may keep them thin).
+		 * SBC-3 5.43 / 4.7.3.3: with UNMAP=1 the device server may deallocate
+		 * the range; LBPRZ then makes it read zeros whatever the Data-Out held.
+		 * libiscsi's WriteSame*.UnmapUntilEnd expects exactly that.
 		 */
-		op = ((cmd->flags & CMD_UNMAP) && (lu->st->caps & STORE_CAP_UNMAP))
-			     ? STORE_OP_UNMAP
-			     : STORE_OP_WRITE_ZEROES;
-		ctx_submit(cmd, c, op, cmd->lba, cmd->nblocks, NULL, write_fua(cmd),
+		ctx_submit(cmd, c, STORE_OP_UNMAP, cmd->lba, cmd->nblocks, NULL, false,
 			   ws_single_done);
+		return;
+	}
+	if (zero) {
+		ctx_submit(cmd, c, STORE_OP_WRITE_ZEROES, cmd->lba, cmd->nblocks, NULL,
+			   write_fua(cmd), ws_single_done);
 		return;
 	}
 	cap = SBC_WS_PIECE_BYTES / bs;
@@ -805,6 +807,13 @@ enum sense_reason sbc_parse_caw(struct scsi_cmd *cmd)
 	cmd->nblocks = n;
 	/* SBC-3 5.3: Data-Out is the verify instance followed by the write instance. */
 	cmd->xfer_len = 2 * n * cmd->lu->block_size;
+	/*
+	 * A NUMBER OF LOGICAL BLOCKS that disagrees with the Data-Out sent (e.g. a
+	 * length truncated to 8 bits) is a CDB error; libiscsi expects INVALID FIELD.
+	 */
+	if (cmd->data_out_len != cmd->xfer_len) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_CDB, 13, -1);
+	}
 	return SENSE_OK;
 }
 

@@ -236,7 +236,7 @@ def c_login_unknown_key(a):
 
 
 def c_login_duplicate_key(a):
-    # RFC 7143 6.1: redeclaring a key that may not be repeated MUST be
+    # RFC 7143 6.2: redeclaring a key that may not be repeated MUST be
     # answered with Login reject (initiator error)
     return login_expect_failure(a, keys([
         ("InitiatorName", INITIATOR), ("InitiatorName", INITIATOR + "2"),

@@ -829,6 +829,14 @@ int chunk_store_submit(struct store *st, struct store_io *io)
 	return 0;
 }
 
+/* The manifest's volume id: the cache layer keys its cache_dir by it (cache.h). */
+const char *chunk_store_volume_id(struct store *st)
+{
+	struct chunk_store *cs = st->priv;
+
+	return cs->man.volume_id;
+}
+
 int chunk_store_lba_status(struct store *st, uint64_t offset, bool *mapped, uint64_t *run)
 {
 	struct chunk_store *cs = st->priv;

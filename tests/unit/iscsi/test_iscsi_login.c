@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "iscsi_internal.h"
+#include "s3tgt/store.h"
 
 #define TGT "iqn.2026-11.test:tgt"
 
@@ -49,6 +50,15 @@ static int setup(void **state)
 	assert_int_equal(reactor_create(&f->r), 0);
 	assert_int_equal(iscsi_server_create(f->r, &f->srv), 0);
 	assert_int_equal(scsi_target_create(TGT, &f->t), 0);
+	{
+		struct store *st;
+		struct scsi_lu *lu;
+		struct scsi_lu_params lp = { .serial = "t0", .naa_id = 0x3000000000000002ull };
+		char err[128];
+		assert_int_equal(store_open_uri("ram:?size=1M", f->r, &st, err, sizeof(err)), 0);
+		assert_int_equal(scsi_lu_create(st, &lp, &lu), 0);
+		assert_int_equal(scsi_target_add_lu(f->t, 0, lu), 0);
+	}
 	assert_int_equal(iscsi_server_add_target(f->srv, f->t, "alias1", NULL), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	f->fd = sv[0];
@@ -228,6 +238,151 @@ static void test_digests(void **state)
 	assert_int_equal(write(f->fd, pdu, n), (ssize_t)n);
 	pump(f);
 	assert_int_equal(read(f->fd, in, sizeof(in)), 0);
+}
+
+
+static void scsi_cmd_bhs(uint8_t *bhs, uint8_t flags, uint32_t itt, uint32_t edtl, uint32_t cmdsn,
+			 uint8_t op)
+{
+	memset(bhs, 0, 48);
+	bhs[0] = ISCSI_OP_SCSI_CMD;
+	bhs[1] = flags;
+	put_be32(bhs + ISCSI_BHS_ITT, itt);
+	put_be32(bhs + ISCSI_CMD_EDTL, edtl);
+	put_be32(bhs + ISCSI_BHS_CMDSN, cmdsn);
+	bhs[ISCSI_CMD_CDB] = op;
+	bhs[ISCSI_CMD_CDB + 8] = 8; /* 8 blocks of 512 */
+}
+
+static void data_out(struct fixture *f, uint32_t itt, uint32_t ttt, uint32_t datasn,
+		     uint32_t off, const char *data, size_t len)
+{
+	uint8_t bhs[48] = { ISCSI_OP_DATA_OUT, 0x80 };
+
+	put_be32(bhs + ISCSI_BHS_ITT, itt);
+	put_be32(bhs + ISCSI_BHS_TTT, ttt);
+	put_be32(bhs + ISCSI_DATA_DATASN, datasn);
+	put_be32(bhs + ISCSI_DATA_OFFSET, off);
+	send_pdu(f, bhs, data, len);
+}
+
+static void test_write_r2t_read_datain(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t bhs[48], rsp[48];
+	static char wbuf[4096], data[70000];
+	uint32_t ttt;
+
+	login_normal(f);
+	/* TEST UNIT READY consumes the power-on unit attention (SAM-5 5.14) */
+	scsi_cmd_bhs(bhs, 0x80 | 1, 0x0f, 0, 7, 0x00);
+	bhs[ISCSI_CMD_CDB + 8] = 0;
+	send_pdu(f, bhs, NULL, 0);
+	pump(f);
+	assert_true(recv_pdu(f, rsp, data, sizeof(data)) >= 0);
+	assert_int_equal(rsp[0], ISCSI_OP_SCSI_RSP);
+	memset(wbuf, 'w', sizeof(wbuf));
+	/* WRITE(10) 4 KiB, F=1, no immediate data: one R2T for all of it */
+	scsi_cmd_bhs(bhs, 0x80 | ISCSI_CMD_FLAG_WRITE | 1, 0x10, 4096, 8, 0x2a);
+	send_pdu(f, bhs, NULL, 0);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
+	assert_int_equal(rsp[0], ISCSI_OP_R2T);
+	assert_int_equal(get_be32(rsp + ISCSI_R2T_OFFSET), 0);
+	assert_int_equal(get_be32(rsp + ISCSI_R2T_DESIRED_LEN), 4096);
+	assert_int_equal(get_be32(rsp + ISCSI_R2T_R2TSN), 0);
+	ttt = get_be32(rsp + ISCSI_BHS_TTT);
+	data_out(f, 0x10, ttt, 0, 0, wbuf, 2048);
+	data_out(f, 0x10, ttt, 1, 2048, wbuf, 2048);
+	pump(f);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
+	assert_int_equal(rsp[0], ISCSI_OP_SCSI_RSP);
+	assert_int_equal(rsp[ISCSI_RSP_RESPONSE], 0);
+	assert_int_equal(rsp[ISCSI_RSP_STATUS], 0);
+	assert_int_equal(get_be32(rsp + ISCSI_BHS_EXPCMDSN), 9);
+
+	/* READ(10) 4 KiB: Data-In with the status collapsed in (S bit) */
+	scsi_cmd_bhs(bhs, 0x80 | ISCSI_CMD_FLAG_READ | 1, 0x11, 4096, 9, 0x28);
+	send_pdu(f, bhs, NULL, 0);
+	pump(f);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 4096);
+	assert_int_equal(rsp[0], ISCSI_OP_DATA_IN);
+	assert_int_equal(rsp[1], ISCSI_FLAG_FINAL | ISCSI_DATA_FLAG_STATUS);
+	assert_int_equal(rsp[ISCSI_DATA_STATUS], 0);
+	assert_memory_equal(data, wbuf, 4096);
+
+	/* READ with EDTL 8 KiB for 4 KiB: underflow residual 4096 */
+	scsi_cmd_bhs(bhs, 0x80 | ISCSI_CMD_FLAG_READ | 1, 0x12, 8192, 10, 0x28);
+	send_pdu(f, bhs, NULL, 0);
+	pump(f);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 4096);
+	assert_true(rsp[1] & ISCSI_RSP_FLAG_UNDERFLOW);
+	assert_int_equal(get_be32(rsp + ISCSI_DATA_RESIDUAL), 4096);
+
+	/* A Data-Out with a wrong DataSN: Reject, then Target Failure */
+	scsi_cmd_bhs(bhs, 0x80 | ISCSI_CMD_FLAG_WRITE | 1, 0x13, 4096, 11, 0x2a);
+	send_pdu(f, bhs, NULL, 0);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
+	assert_int_equal(rsp[0], ISCSI_OP_R2T);
+	data_out(f, 0x13, get_be32(rsp + ISCSI_BHS_TTT), 27, 0, wbuf, 4096);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 48);
+	assert_int_equal(rsp[0], ISCSI_OP_REJECT);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
+	assert_int_equal(rsp[0], ISCSI_OP_SCSI_RSP);
+	assert_int_equal(rsp[ISCSI_RSP_RESPONSE], ISCSI_RSP_TARGET_FAILURE);
+
+	/* Commands queue behind a CmdSN gap and run once it is filled */
+	scsi_cmd_bhs(bhs, 0x80 | ISCSI_CMD_FLAG_READ | 1, 0x15, 4096, 13, 0x28);
+	send_pdu(f, bhs, NULL, 0);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), -1);
+	scsi_cmd_bhs(bhs, 0x80 | ISCSI_CMD_FLAG_READ | 1, 0x14, 4096, 12, 0x28);
+	send_pdu(f, bhs, NULL, 0);
+	pump(f);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 4096);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 4096);
+	assert_int_equal(get_be32(rsp + ISCSI_BHS_EXPCMDSN), 14);
+}
+
+static void test_abort_task(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t bhs[48], rsp[48];
+	static char data[8192];
+
+	login_normal(f);
+	/* A write waiting for Data-Out is aborted: no response for it */
+	scsi_cmd_bhs(bhs, 0x80 | ISCSI_CMD_FLAG_WRITE | 1, 0x20, 4096, 7, 0x2a);
+	send_pdu(f, bhs, NULL, 0);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
+	assert_int_equal(rsp[0], ISCSI_OP_R2T);
+	memset(bhs, 0, 48);
+	bhs[0] = ISCSI_OP_TMF_REQ | ISCSI_OP_IMMEDIATE;
+	bhs[1] = 0x80 | ISCSI_TMF_ABORT_TASK;
+	put_be32(bhs + ISCSI_BHS_ITT, 0x21);
+	put_be32(bhs + ISCSI_TMF_REF_TAG, 0x20);
+	put_be32(bhs + ISCSI_BHS_CMDSN, 8);
+	put_be32(bhs + ISCSI_TMF_REF_CMDSN, 7);
+	send_pdu(f, bhs, NULL, 0);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
+	assert_int_equal(rsp[0], ISCSI_OP_TMF_RSP);
+	assert_int_equal(rsp[ISCSI_TMF_RESPONSE], ISCSI_TMF_RSP_COMPLETE);
+	/* again: the task is gone and its CmdSN was received -> does not exist */
+	put_be32(bhs + ISCSI_BHS_ITT, 0x22);
+	send_pdu(f, bhs, NULL, 0);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
+	assert_int_equal(rsp[ISCSI_TMF_RESPONSE], ISCSI_TMF_RSP_NO_TASK);
+	/* LU reset on a LUN that does not exist */
+	bhs[1] = 0x80 | ISCSI_TMF_LUN_RESET;
+	bhs[ISCSI_BHS_LUN + 1] = 9;
+	put_be32(bhs + ISCSI_BHS_ITT, 0x23);
+	send_pdu(f, bhs, NULL, 0);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
+	assert_int_equal(rsp[ISCSI_TMF_RESPONSE], ISCSI_TMF_RSP_NO_LUN);
+	/* CLEAR ACA is not supported */
+	bhs[1] = 0x80 | ISCSI_TMF_CLEAR_ACA;
+	bhs[ISCSI_BHS_LUN + 1] = 0;
+	send_pdu(f, bhs, NULL, 0);
+	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
+	assert_int_equal(rsp[ISCSI_TMF_RESPONSE], ISCSI_TMF_RSP_NOT_SUPPORTED);
 }
 
 static void test_login_nop_logout(void **state)
@@ -520,6 +675,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_login_nop_logout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_r2t_read_datain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_task, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_initiator, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_version, setup, teardown),

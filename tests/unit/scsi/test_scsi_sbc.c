@@ -65,10 +65,26 @@ static void test_read_write(void **state)
 	assert_memory_equal(c.data_in, buf, 64 * BS);
 	scsi_cmd_fini(&c);
 
-	/* Short Data-Out: INVALID FIELD IN COMMAND INFORMATION UNIT, nothing written. */
-	cdb_rw16(cdb, 0x8a, 0, 2);
+	/* Short Data-Out (overflow): GOOD, only the whole blocks received are written. */
+	cdb_rw16(cdb, 0x8a, 200, 2);
+	memset(buf, 0x5a, 2 * BS);
+	run_cmd(f, &c, cdb, 16, buf, BS + 100);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(c.xfer_len, 2 * BS);
+	cdb_rw16(cdb, 0x88, 200, 2);
+	run_cmd(f, &c, cdb, 16, NULL, 0);
+	assert_int_equal(c.data_in[BS - 1], 0x5a);
+	assert_int_equal(c.data_in[BS], 0);
+	scsi_cmd_fini(&c);
+	for (int i = 0; i < 2 * BS; i++) {
+		buf[i] = (uint8_t)(i * 7);
+	}
+	/* Short Data-Out for VERIFY cannot be cut short. */
+	cdb_rw16(cdb, 0x8f, 100, 2);
+	cdb[1] = 0x02;
 	run_cmd(f, &c, cdb, 16, buf, BS);
 	assert_sense(&c, 5, 0x0e, 0x03);
+	cdb_rw16(cdb, 0x8a, 0, 2);
 	/* WRPROTECT */
 	cdb[1] = 0x40;
 	run_cmd(f, &c, cdb, 16, buf, 2 * BS);
@@ -114,7 +130,7 @@ static void test_write_same_unmap(void **state)
 	run_cmd(f, &c, cdb, 16, blk, BS / 2);
 	assert_int_equal(c.status, SCSI_STATUS_CHECK_CONDITION);
 	/* Over MAXIMUM WRITE SAME LENGTH; 0 blocks = to the end, which is over it too. */
-	cdb_rw16(cdb, 0x93, 0, (64u << 20) / BS + 1);
+	cdb_rw16(cdb, 0x93, 0, (8u << 20) / BS + 1);
 	run_cmd(f, &c, cdb, 16, blk, BS);
 	assert_sense(&c, 5, 0x24, 0);
 	/* NDOB + UNMAP deallocates: reads back zero. */
@@ -127,6 +143,15 @@ static void test_write_same_unmap(void **state)
 	assert_int_equal(c.data_in[0], 0);
 	assert_int_equal(c.data_in[100 * BS - 1], 0);
 	assert_int_equal(c.data_in[100 * BS], 0xa5);
+	scsi_cmd_fini(&c);
+	/* UNMAP=1 with a non-zero block still deallocates (LBPRZ: reads zeros). */
+	cdb_rw16(cdb, 0x93, 110, 5);
+	cdb[1] = 0x08;
+	run_cmd(f, &c, cdb, 16, blk, BS);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	cdb_rw16(cdb, 0x88, 110, 1);
+	run_cmd(f, &c, cdb, 16, NULL, 0);
+	assert_int_equal(c.data_in[0], 0);
 	scsi_cmd_fini(&c);
 
 	/* UNMAP: good list, then the validation errors. */
@@ -145,7 +170,7 @@ static void test_write_same_unmap(void **state)
 	run_cmd(f, &c, unmap, 10, param, 24);
 	assert_sense(&c, 5, 0x21, 0);
 	put_be64(param + 8, 0);
-	put_be32(param + 16, (1u << 30) / BS + 1); /* > MAXIMUM UNMAP LBA COUNT */
+	put_be32(param + 16, (256u << 20) / BS + 1); /* > MAXIMUM UNMAP LBA COUNT */
 	run_cmd(f, &c, unmap, 10, param, 24);
 	assert_int_equal(c.status, SCSI_STATUS_CHECK_CONDITION);
 	unmap[8] = 4; /* shorter than the header */
@@ -185,7 +210,8 @@ static void test_caw(void **state)
 	assert_int_equal(g->mem[5 * BS], 0x11);
 	/* Wrong Data-Out size. */
 	run_cmd(f, &caw, cdb, 16, data, BS);
-	assert_int_equal(caw.status, SCSI_STATUS_CHECK_CONDITION);
+	assert_sense(&caw, 5, 0x24, 0);
+	assert_int_equal(get_be16(caw.sense + 16), 13);
 
 	/*
 	 * Atomicity: hold the CAW's read in the store, send an overlapping WRITE.
@@ -218,6 +244,10 @@ static void test_caw(void **state)
 	assert_int_equal(caw.status, SCSI_STATUS_GOOD);
 	assert_int_equal(wr.status, SCSI_STATUS_GOOD);
 	assert_int_equal(g->mem[5 * BS], 0x44); /* the WRITE came after the CAW */
+
+	/* PRE-FETCH(10) uses the 10-byte layout. */
+	run_cmd(f, &rd, (uint8_t[16]){ 0x34, 0, 0, 0, 0x07, 0xff, 0, 0, 1, 0 }, 10, NULL, 0);
+	assert_int_equal(rd.status, SCSI_STATUS_GOOD);
 
 	/* A read is not blocked by a CAW. */
 	g->gate = true;

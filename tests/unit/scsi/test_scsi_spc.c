@@ -127,15 +127,17 @@ static void test_ua_lifecycle(void **state)
 	assert_int_equal(c.data_in[2], 0);
 	scsi_cmd_fini(&c);
 
-	/* LU reset: BUS DEVICE RESET for every nexus. */
+	/* LU reset: BUS DEVICE RESET for other nexuses, generic reset UA for the requester. */
 	clear_ua(f, &f->nexus2);
 	scsi_lu_reset(f->lu, &f->nexus);
 	run_cmd(f, &c, tur, 6, NULL, 0);
-	assert_sense(&c, 6, 0x29, 0x03);
+	assert_sense(&c, 6, 0x29, 0x00);
 	run_cmd_n(f, &c, &f->nexus2, tur, 6, NULL, 0);
 	assert_sense(&c, 6, 0x29, 0x03);
+	scsi_lu_reset(f->lu, NULL);
 	run_cmd(f, &c, tur, 6, NULL, 0);
-	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_sense(&c, 6, 0x29, 0x03);
+	clear_ua(f, &f->nexus2);
 
 	/* REPORTED LUNS DATA HAS CHANGED from the target. */
 	scsi_target_raise_ua(f->t, &f->nexus2, 0x3f, 0x0e);

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# test_cache_conformance.sh - libiscsi's conformance suite (iscsi-test-cu -t ALL)
+# against a write-back cached S3 LUN on a real Ceph RGW (tests/integration/rgw.sh):
+# s3://...?cache_size=...&cache_dir=... . The skip list, the CUnit parser and the
+# result classes are test_conformance.sh's (its functions are reused verbatim).
+# Results: $S3TGT_BUILD/conformance-cache.log and conformance-cache-results.tsv.
+# Environment: CONF_SUITE_TIMEOUT [90], CONF_FILTER (suite glob) [*].
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+need iscsi-test-cu iscsi-inq stdbuf curl
+
+SUITE_TMO=${CONF_SUITE_TIMEOUT:-90}
+FILTER=${CONF_FILTER:-*}
+IQN=iqn.2026-11.io.s3tgt:cache-conformance
+SKIPS_FILE=$S3TGT_SRC/tests/integration/conformance-skips.txt
+LOGF=$S3TGT_BUILD/conformance-cache.log
+TSV=$S3TGT_BUILD/conformance-cache-results.tsv
+RGW=$S3TGT_SRC/tests/integration/rgw.sh
+RGW_DIR=$T_DIR/rgw
+BUCKET=s3tgt-cache-conf
+
+# skip_allowed and parse_cunit, taken from test_conformance.sh so both agree.
+eval "$(sed -n '/^skip_allowed() {/,/^}/p; /^parse_cunit() {/,/^}/p' \
+	"$S3TGT_SRC/tests/integration/test_conformance.sh")"
+declare -F parse_cunit >/dev/null && declare -F skip_allowed >/dev/null ||
+	die "cannot reuse parse_cunit/skip_allowed from test_conformance.sh"
+ALLOWED=()
+if [ -f "$SKIPS_FILE" ]; then
+	while read -r pat _; do
+		[ -n "$pat" ] && [ "${pat#\#}" = "$pat" ] && ALLOWED+=("$pat")
+	done <"$SKIPS_FILE"
+fi
+
+trap 'rc=$?; "$RGW" stop "$RGW_DIR" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
+"$RGW" start "$RGW_DIR" >"$T_DIR/rgw-start.log" 2>&1 || die "RGW did not start (see $T_DIR/rgw-start.log)"
+# shellcheck disable=SC1091
+. "$RGW_DIR/s3.env"
+"$RGW" mkbucket "$RGW_DIR" "$BUCKET" >/dev/null || die "cannot create bucket"
+export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
+unset AWS_SESSION_TOKEN AWS_PROFILE || true
+OPTS="endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
+URI="s3://$BUCKET/conf?size=1G&chunk_size=1M&$OPTS&cache_size=64M&cache_dir=$T_DIR/cache"
+
+start_daemon --target "$IQN" --state-dir "$T_DIR/state" --lun "0=$URI" || die "s3tgtd did not start"
+URL=$(lun_url $IQN 0)
+check "cached S3 LUN answers INQUIRY" inq_ok "$URL"
+
+SUITES=()
+while IFS=. read -r fam suite rest; do
+	# shellcheck disable=SC2053
+	[ "$fam" = ALL ] && [ -n "$suite" ] && [ -z "$rest" ] && [[ $suite == $FILTER ]] && SUITES+=("$suite")
+done < <(iscsi-test-cu --list)
+declare -A EXPECT
+while IFS=. read -r fam suite test; do
+	[ "$fam" = ALL ] && [ -n "$test" ] && EXPECT[$suite]+="$suite.$test"$'\n'
+done < <(iscsi-test-cu --list)
+[ "${#SUITES[@]}" -gt 0 ] || die "no conformance suite matches '$FILTER'"
+
+echo "# test_cache_conformance.sh $(date -u +%FT%TZ) $URI" >"$LOGF"
+printf 'lun\ttest\tresult\treason\n' >"$TSV"
+NPASS=0 NFAIL=0 NSKIP=0
+for suite in "${SUITES[@]}"; do
+	rc=0
+	out=$(timeout -k 5 "$SUITE_TMO" stdbuf -oL -eL iscsi-test-cu -v -d -S \
+		-i "$T_INITIATOR" -I "$T_INITIATOR2" -t "ALL.$suite.*" "$URL" "$URL" 2>&1) || rc=$?
+	printf '===== cached-s3 %s rc=%s\n%s\n' "$suite" "$rc" "$out" >>"$LOGF"
+	got=$(parse_cunit <<<"$out")
+	while IFS= read -r name; do
+		[ -n "$name" ] || continue
+		res=$(awk -F'\t' -v n="$name" '$1 == n { print $2; exit }' <<<"$got")
+		why=$(awk -F'\t' -v n="$name" '$1 == n { print $3; exit }' <<<"$got")
+		if [ -z "$res" ]; then
+			if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+				res=TIMEOUT why="suite process killed after ${SUITE_TMO}s"
+			else
+				res=NORESULT why="iscsi-test-cu exit $rc"
+			fi
+		fi
+		if [ "$res" = SKIPPED ] && ! skip_allowed "ALL.$name"; then
+			res=UNEXPECTED_SKIP
+		fi
+		case $res in
+		PASSED) NPASS=$((NPASS + 1)) ;;
+		SKIPPED) NSKIP=$((NSKIP + 1)) ;;
+		*) NFAIL=$((NFAIL + 1)); log "  $res ALL.$name $why" ;;
+		esac
+		printf 'cached-s3\t%s\t%s\t%s\n' "ALL.$name" "$res" "$why" >>"$TSV"
+	done <<<"${EXPECT[$suite]}"
+	daemon_alive || die "daemon died during suite $suite (log: $DAEMON_LOG)"
+done
+log "conformance on the cached S3 LUN: $NPASS passed, $NFAIL failed, $NSKIP allowed skips"
+check_eq "conformance failures on the cached S3 LUN" 0 "$NFAIL"
+check "daemon stops cleanly (flushes the cache)" stop_daemon
+finish
