@@ -44,9 +44,10 @@ typedef void (*iscsi_shutdown_fn)(void *arg);
 /* Returns 0 and a new server in *out, or -errno. r is borrowed. */
 int iscsi_server_create(struct reactor *r, struct iscsi_server **out);
 /*
- * Closes every connection at once and frees the server. Sessions with tasks
- * still waiting on a store are finished in the background; call this only
- * after the shutdown callback ran if a clean stop is wanted. NULL is a no-op.
+ * Closes every connection at once and frees the server. A connection whose
+ * tasks still wait on a store is detached and frees itself when they
+ * complete (the reactor must keep running for that); for a clean stop call
+ * this after the iscsi_server_shutdown() callback ran. NULL is a no-op.
  * Targets stay owned by the caller.
  */
 void iscsi_server_destroy(struct iscsi_server *srv);

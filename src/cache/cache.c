@@ -46,9 +46,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -152,7 +156,34 @@ struct jjob {
 	uint8_t *hdr; /* owned snapshot, or NULL */
 	bool sync;
 	int rc;
-	struct jjob *next;
+	struct jjob *next;  /* slot FIFO */
+	struct jjob *qnext; /* worker queue / done list */
+};
+
+/*
+ * The journal workers: own threads (not the shared pool) so that close() can
+ * drain and join them synchronously, leaving no message behind on a reactor
+ * that may already be stopped. `mu` protects the todo/done lists and stop;
+ * lock order: nothing else is held while taking it.
+ */
+struct jqueue {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct jjob *todo_head, *todo_tail;
+	struct jjob *done_head, *done_tail;
+	bool stop;
+	bool stopped; /* workers joined: jobs now run inline (close) */
+	pthread_t th[JOURNAL_THREADS];
+	unsigned nth;
+	int efd;
+	bool fd_added;
+};
+
+struct crange {
+	struct cache *c;
+	struct cio *w;
+	struct store_io lio;
+	struct crange *next;
 };
 
 struct cache {
@@ -183,7 +214,7 @@ struct cache {
 	uint64_t inval_seq;
 	struct cio *waitq_head, *waitq_tail;
 	struct cio *syncs;
-	struct cio *ranges; /* forwarded range ops in flight */
+	struct crange *ranges; /* forwarded range pieces in flight */
 	uint64_t last_read_end;
 	unsigned seq_streak;
 	struct reactor_timer *tick;
@@ -192,7 +223,8 @@ struct cache {
 	struct cache_stats stats;
 	/* journal (cache_dir) */
 	int jfd;
-	struct thread_pool *tp;
+	struct jqueue jq;
+	bool jq_init;
 	uint32_t slot_hdr;
 	uint64_t jseq;
 	uint8_t *zeros;
@@ -590,9 +622,8 @@ static void jjob_work(void *arg)
 
 static void jjob_start(struct centry *e);
 
-static void jjob_done(void *arg)
+static void jjob_done(struct jjob *j)
 {
-	struct jjob *j = arg;
 	struct centry *e = j->e;
 	struct cache *c = j->c;
 
@@ -611,28 +642,168 @@ static void jjob_done(void *arg)
 	free(j->hdr);
 	free(j);
 	jjob_start(e);
-	internal_done(c);
+}
+
+static void *jq_worker(void *arg)
+{
+	struct cache *c = arg;
+	struct jqueue *q = &c->jq;
+	const uint64_t one = 1;
+
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		struct jjob *j;
+
+		while (!q->todo_head && !q->stop) {
+			pthread_cond_wait(&q->cv, &q->mu);
+		}
+		j = q->todo_head;
+		if (!j) {
+			break;
+		}
+		q->todo_head = j->qnext;
+		if (!q->todo_head) {
+			q->todo_tail = NULL;
+		}
+		pthread_mutex_unlock(&q->mu);
+		jjob_work(j);
+		pthread_mutex_lock(&q->mu);
+		j->qnext = NULL;
+		if (q->done_tail) {
+			q->done_tail->qnext = j;
+		} else {
+			q->done_head = j;
+		}
+		q->done_tail = j;
+		if (write(q->efd, &one, sizeof(one)) < 0) {
+			/* The counter cannot overflow at this rate; the reader drains it. */
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+static void jq_drain_done(struct cache *c)
+{
+	struct jjob *j;
+
+	pthread_mutex_lock(&c->jq.mu);
+	j = c->jq.done_head;
+	c->jq.done_head = c->jq.done_tail = NULL;
+	pthread_mutex_unlock(&c->jq.mu);
+	while (j) {
+		struct jjob *n = j->qnext;
+		jjob_done(j);
+		j = n;
+	}
+}
+
+static void jq_event(void *arg, uint32_t events)
+{
+	struct cache *c = arg;
+	uint64_t v;
+
+	(void)events;
+	if (read(c->jq.efd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
+		LOG_RATELIMIT(LOG_LEVEL_ERR, COMP, "journal eventfd read: %s", strerror(errno));
+	}
+	jq_drain_done(c);
+}
+
+static int jq_start(struct cache *c)
+{
+	struct jqueue *q = &c->jq;
+	sigset_t all, old;
+	int rc;
+
+	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->efd < 0) {
+		return -errno;
+	}
+	if (pthread_mutex_init(&q->mu, NULL) != 0) {
+		close(q->efd);
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&q->cv, NULL) != 0) {
+		pthread_mutex_destroy(&q->mu);
+		close(q->efd);
+		return -ENOMEM;
+	}
+	c->jq_init = true;
+	rc = reactor_add_fd(c->r, q->efd, EPOLLIN, jq_event, c);
+	if (rc) {
+		return rc;
+	}
+	q->fd_added = true;
+	/* Signals belong to the reactor thread (signalfd): workers block them all. */
+	sigfillset(&all);
+	rc = pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (rc) {
+		return -rc;
+	}
+	for (q->nth = 0; q->nth < JOURNAL_THREADS; q->nth++) {
+		rc = pthread_create(&q->th[q->nth], NULL, jq_worker, c);
+		if (rc) {
+			break;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -rc;
+}
+
+/* Finish every journal write (close: may block), then stop the workers. */
+static void jq_stop(struct cache *c)
+{
+	struct jqueue *q = &c->jq;
+
+	if (!c->jq_init) {
+		return;
+	}
+	pthread_mutex_lock(&q->mu);
+	q->stop = true;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	for (unsigned i = 0; i < q->nth; i++) {
+		pthread_join(q->th[i], NULL);
+	}
+	q->nth = 0;
+	q->stopped = true;
+	if (q->fd_added) {
+		reactor_del_fd(c->r, q->efd);
+		q->fd_added = false;
+	}
+	/* Done jobs start their slot's next job, which now runs inline. */
+	jq_drain_done(c);
+	close(q->efd);
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mu);
+	c->jq_init = false;
 }
 
 static void jjob_start(struct centry *e)
 {
 	struct jjob *j = e->jhead;
-	int rc;
+	struct jqueue *q = &e->c->jq;
 
 	if (e->jbusy || !j) {
 		return;
 	}
 	e->jbusy = true;
-	rc = thread_pool_submit(j->c->tp, jjob_work, j->c->r, jjob_done, j);
-	if (rc) {
-		j->rc = rc;
-		e->c->internal++;
-		if (reactor_post(j->c->r, jjob_done, j) != 0) {
-			LOG_ERR(COMP, "cannot queue a cache_dir write");
-		}
+	if (q->stopped) {
+		jjob_work(j);
+		jjob_done(j);
 		return;
 	}
-	e->c->internal++;
+	pthread_mutex_lock(&q->mu);
+	j->qnext = NULL;
+	if (q->todo_tail) {
+		q->todo_tail->qnext = j;
+	} else {
+		q->todo_head = j;
+	}
+	q->todo_tail = j;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
 }
 
 /*
@@ -685,9 +856,9 @@ static int journal_queue(struct cache *c, struct centry *e, struct cio *w, const
 
 static bool range_inflight_over(const struct cache *c, uint64_t idx)
 {
-	for (const struct cio *w = c->ranges; w; w = w->next) {
-		uint64_t first = w->lio.offset / c->chunk;
-		uint64_t last = (w->lio.offset + w->lio.len - 1) / c->chunk;
+	for (const struct crange *r = c->ranges; r; r = r->next) {
+		uint64_t first = r->lio.offset / c->chunk;
+		uint64_t last = (r->lio.offset + r->lio.len - 1) / c->chunk;
 		if (idx >= first && idx <= last) {
 			return true;
 		}
@@ -896,6 +1067,14 @@ static void schedule(struct cache *c)
 
 static bool sync_ready(const struct cache *c, const struct cio *w)
 {
+	/* A FLUSH also quiesces read-ahead, so nothing is in flight once it is done. */
+	if (w->kind == CIO_FLUSH) {
+		for (unsigned i = 0; i < c->nfills; i++) {
+			if (c->fills[i].busy && !c->fills[i].waiters) {
+				return false;
+			}
+		}
+	}
 	for (const struct centry *e = c->dirty_head; e; e = e->lnext) {
 		if (e->dirty_seq <= w->sync_seq && e->idx >= w->c0 && e->idx <= w->c1) {
 			return false;
@@ -1017,28 +1196,101 @@ static bool write_progress(struct cache *c, struct cio *w)
 
 static void range_lower_done(struct store_io *lio)
 {
-	struct cio *w = lio->cb_arg;
-	struct cache *c = w->c;
-	struct cio **pp = &c->ranges;
+	struct crange *r = lio->cb_arg;
+	struct cache *c = r->c;
+	struct crange **pp = &c->ranges;
+	struct cio *w = r->w;
+	int status = lio->status; /* lio lives in r */
 
-	while (*pp && *pp != w) {
+	while (*pp && *pp != r) {
 		pp = &(*pp)->next;
 	}
 	if (*pp) {
-		*pp = w->next;
+		*pp = r->next;
 	}
-	w->next = NULL;
+	free(r);
 	internal_done(c);
-	cio_put(w, lio->status);
+	cio_put(w, status);
 	after_event(c);
+}
+
+/* Send [off, off+len) of range op w to the lower store. */
+static int range_forward(struct cache *c, struct cio *w, uint64_t off, uint64_t len)
+{
+	struct crange *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r) {
+		return -ENOMEM;
+	}
+	r->c = c;
+	r->w = w;
+	r->lio = (struct store_io){.op = w->io->op,
+				   .offset = off,
+				   .len = len,
+				   .cb = range_lower_done,
+				   .cb_arg = r};
+	LOG_DEBUG(COMP, "%s: forward %s %" PRIu64 "+%" PRIu64, c->lower->uri,
+		  w->io->op == STORE_OP_UNMAP ? "UNMAP" : "WRITE ZEROES", off, len);
+	rc = store_submit(c->lower, &r->lio);
+	if (rc) {
+		free(r);
+		return rc;
+	}
+	c->internal++;
+	w->pending++;
+	r->next = c->ranges;
+	c->ranges = r;
+	return 0;
+}
+
+/*
+ * Zero [a, b) of chunk idx in the cache (a partial chunk): the zeros are
+ * dirty data like any write, so no lower request now and one merge at upload.
+ * Returns 1 if there was no slot (the caller forwards), 0, or -errno.
+ */
+static int range_partial(struct cache *c, struct cio *w, uint64_t idx, uint64_t a, uint64_t b)
+{
+	struct centry *e = lookup(c, idx);
+	uint64_t cstart = idx * c->chunk;
+
+	if (!e) {
+		e = slot_get(c, idx);
+		if (!e) {
+			return 1;
+		}
+	}
+	return apply_write(c, e, w, (uint32_t)(a - cstart), (uint32_t)(b - a), NULL);
+}
+
+static bool chunk_whole(const struct cache *c, uint64_t idx, uint64_t start, uint64_t end)
+{
+	uint64_t cs = idx * c->chunk;
+
+	return start <= cs && end >= cs + chunk_len(c, idx);
+}
+
+/* Zero [a, b) inside one chunk in the cache, or forward it if there is no slot. */
+static void range_piece(struct cache *c, struct cio *w, uint64_t idx, uint64_t a, uint64_t b)
+{
+	int rc = range_partial(c, w, idx, a, b);
+
+	if (rc == 1) {
+		rc = range_forward(c, w, a, b - a);
+	}
+	if (rc && !w->status) {
+		w->status = rc;
+	}
 }
 
 /* Start range op w; false if a slot in its range is uploading (then it waits). */
 static bool range_try(struct cache *c, struct cio *w)
 {
 	struct store_io *io = w->io;
-	uint64_t first = io->offset / c->chunk;
-	uint64_t last = (io->offset + io->len - 1) / c->chunk;
+	uint64_t start = io->offset, end = io->offset + io->len;
+	uint64_t first = start / c->chunk;
+	uint64_t last = (end - 1) / c->chunk;
+	uint64_t wfirst, wend; /* chunks wholly inside the range: [wfirst, wend) */
 	int rc;
 
 	for (uint32_t s = 0; s < c->nslots; s++) {
@@ -1049,49 +1301,42 @@ static bool range_try(struct cache *c, struct cio *w)
 			return false;
 		}
 	}
+	c->inval_seq++;
+	wfirst = chunk_whole(c, first, start, end) ? first : first + 1;
+	wend = chunk_whole(c, last, start, end) ? last + 1 : last;
+	if (!chunk_whole(c, first, start, end)) {
+		uint64_t ce = (first + 1) * c->chunk;
+		range_piece(c, w, first, start, end < ce ? end : ce);
+	}
+	if (last != first && !chunk_whole(c, last, start, end)) {
+		range_piece(c, w, last, last * c->chunk, end);
+	}
+	if (wfirst >= wend) {
+		return true;
+	}
+	/* Whole chunks: forget cached copies (durably), then deallocate below. */
 	for (uint32_t s = 0; s < c->nslots; s++) {
 		struct centry *e = &c->e[s];
-		uint64_t cstart, a, b;
 
-		if (!e->used || e->idx < first || e->idx > last) {
+		if (!e->used || e->idx < wfirst || e->idx >= wend) {
 			continue;
 		}
-		cstart = e->idx * c->chunk;
-		a = io->offset > cstart ? io->offset : cstart;
-		b = io->offset + io->len < cstart + chunk_len(c, e->idx)
-			? io->offset + io->len
-			: cstart + chunk_len(c, e->idx);
-		if (a == cstart && b == cstart + chunk_len(c, e->idx) && !e->pins) {
-			/* Whole chunk: forget it, and make the forgetting durable before done. */
+		if (e->pins) {
+			rc = apply_write(c, e, w, 0, chunk_len(c, e->idx), NULL);
+		} else {
 			entry_drop(c, e);
 			e->jhdr_stale = true;
 			rc = journal_queue(c, e, w, NULL, 0, 0, true, true);
-		} else {
-			rc = apply_write(c, e, w, (uint32_t)(a - cstart), (uint32_t)(b - a), NULL);
 		}
 		if (rc && !w->status) {
 			w->status = rc;
 		}
 	}
-	c->inval_seq++;
-	LOG_DEBUG(COMP, "%s: forward %s %" PRIu64 "+%" PRIu64, c->lower->uri,
-		  io->op == STORE_OP_UNMAP ? "UNMAP" : "WRITE ZEROES", io->offset, io->len);
-	w->lio = (struct store_io){.op = io->op,
-				   .offset = io->offset,
-				   .len = io->len,
-				   .cb = range_lower_done,
-				   .cb_arg = w};
-	rc = store_submit(c->lower, &w->lio);
-	if (rc) {
-		if (!w->status) {
-			w->status = rc;
-		}
-		return true;
+	rc = range_forward(c, w, wfirst * c->chunk,
+			   (wend - 1) * c->chunk + chunk_len(c, wend - 1) - wfirst * c->chunk);
+	if (rc && !w->status) {
+		w->status = rc;
 	}
-	c->internal++;
-	w->pending++;
-	w->next = c->ranges;
-	c->ranges = w;
 	return true;
 }
 
@@ -1297,6 +1542,9 @@ static void prefetch(struct cache *c, uint64_t last_idx)
 {
 	uint64_t nchunks = (c->lower->size + c->chunk - 1) / c->chunk;
 
+	if (c->syncs) {
+		return;
+	}
 	for (uint64_t k = 1; k <= c->p.prefetch; k++) {
 		uint64_t idx = last_idx + k;
 
@@ -1442,9 +1690,7 @@ static void tick(void *arg)
 
 static void cache_free(struct cache *c)
 {
-	if (c->tp) {
-		thread_pool_destroy(c->tp);
-	}
+	jq_stop(c);
 	if (c->jfd >= 0) {
 		close(c->jfd);
 	}
@@ -1489,12 +1735,16 @@ static void cache_close(struct store *st)
 				c->lower->uri, c->ndirty_slots);
 		}
 	}
+	jq_stop(c);
 	c->closing = true;
 	c->st = NULL;
 	st->priv = NULL;
 	if (c->internal == 0) {
 		cache_free(c);
+		return;
 	}
+	LOG_WARN(COMP, "%s: closed with %u lower requests in flight; freed when they finish",
+		 c->lower->uri, c->internal);
 }
 
 static int cache_lba_status(struct store *st, uint64_t offset, bool *mapped, uint64_t *run)
@@ -1863,7 +2113,7 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = thread_pool_create(JOURNAL_THREADS, &c->tp);
+	rc = jq_start(c);
 	if (rc) {
 		snprintf(err, errlen, "cache: cannot start journal threads: %s", strerror(-rc));
 		goto out;

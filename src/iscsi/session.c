@@ -352,6 +352,11 @@ static void send_response(struct iscsi_task *t)
 		off += len;
 		iscsi_tx_queue(c, tx);
 		if (c->state == ISCSI_CONN_CLOSED) {
+			/* Closed under us (failed flush): the tx carrying task_tx_done
+			 * already released the task; otherwise release it here. */
+			if (!(last && collapse)) {
+				task_release(t);
+			}
 			return;
 		}
 	}
@@ -467,6 +472,9 @@ static void send_r2ts(struct iscsi_task *t)
 		put_be32(tx->hdr + ISCSI_R2T_OFFSET, r->offset);
 		put_be32(tx->hdr + ISCSI_R2T_DESIRED_LEN, r->len);
 		iscsi_tx_queue(c, tx);
+		if (c->state == ISCSI_CONN_CLOSED) {
+			return; /* the close released the task */
+		}
 	}
 }
 

@@ -10,12 +10,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "mgmt_internal.h"
+#include "s3tgt/cache.h"
 #include "s3tgt/core.h"
 #include "s3tgt/log.h"
 #include "s3tgt/scsi.h"
@@ -964,6 +966,47 @@ void mgmt_metrics_render(struct mgmt_state *s, struct mgmt_req *req)
 							  (unsigned long long)o->count);
 					}
 				}
+			}
+		}
+	}
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} cfam[] = {
+		{ "s3tgt_cache_hits_total", "counter", "Read pieces served from the cache.",
+		  offsetof(struct cache_stats, hits) },
+		{ "s3tgt_cache_misses_total", "counter", "Read pieces fetched from the lower store.",
+		  offsetof(struct cache_stats, misses) },
+		{ "s3tgt_cache_dirty_bytes", "gauge", "Dirty bytes not yet written back.",
+		  offsetof(struct cache_stats, dirty_bytes) },
+		{ "s3tgt_cache_uploads_total", "counter", "Chunk writes to the lower store.",
+		  offsetof(struct cache_stats, uploads) },
+		{ "s3tgt_cache_upload_errors_total", "counter", "Failed chunk writes (retried).",
+		  offsetof(struct cache_stats, upload_errors) },
+		{ "s3tgt_cache_evictions_total", "counter", "Clean chunks dropped for room.",
+		  offsetof(struct cache_stats, evictions) },
+	};
+	for (size_t f = 0; f < sizeof(cfam) / sizeof(cfam[0]); f++) {
+		bool head = false;
+		for (size_t i = 0; i < s->cfg.ntargets; i++) {
+			for (size_t k = 0; k < s->rt[i].nluns; k++) {
+				struct store *lower =
+					mgmt_stats_lower(scsi_lu_store(s->rt[i].luns[k].lu));
+				struct cache_stats cs;
+				uint64_t v;
+				if (!cache_store_is(lower) || cache_store_get_stats(lower, &cs) < 0) {
+					continue;
+				}
+				if (!head) {
+					sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", cfam[f].name,
+						  cfam[f].help, cfam[f].name, cfam[f].type);
+					head = true;
+				}
+				memcpy(&v, (const char *)&cs + cfam[f].off, sizeof(v));
+				sb_printf(&b, "%s{target=\"%s\",lun=\"%llu\"} %llu\n", cfam[f].name,
+					  s->cfg.targets[i].name,
+					  (unsigned long long)s->rt[i].luns[k].lun,
+					  (unsigned long long)v);
 			}
 		}
 	}

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "mgmt_internal.h"
+#include "s3tgt/cache.h"
 #include "s3tgt/scsi.h"
 #include "s3tgt/store.h"
 
@@ -136,8 +137,19 @@ int mgmt_check_uri(const char *uri, const char *field, char *err, size_t errlen)
 		rc = -EINVAL;
 		goto out;
 	}
+	{
+		struct cache_params cp;
+		bool any;
+		rc = cache_params_from_opts(p.opts, p.nopts, &cp, &any, why, sizeof(why));
+		cache_params_fini(&cp);
+		if (rc < 0) {
+			snprintf(err, errlen, "%s: %s", field, why);
+			rc = -EINVAL;
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < p.nopts; i++) {
-		bool known = false;
+		bool known = cache_is_option(p.opts[i].key);
 		for (size_t k = 0; ops->options && ops->options[k]; k++) {
 			known |= strcmp(ops->options[k], p.opts[i].key) == 0;
 		}

@@ -100,6 +100,8 @@ extern const double mgmt_lat_bounds[MGMT_LAT_BUCKETS];
  */
 int mgmt_stats_wrap(struct store *lower, struct store **out, struct mgmt_lun_stats **stats);
 const char *mgmt_op_name(unsigned op);
+/* The store a counting store forwards to (borrowed). */
+struct store *mgmt_stats_lower(struct store *wrapper);
 
 /* ---- state.c ---- */
 struct mgmt_lun_rt {

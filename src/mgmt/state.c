@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "mgmt_internal.h"
+#include "s3tgt/cache.h"
 #include "s3tgt/core.h"
 #include "s3tgt/log.h"
 #include "s3tgt/scsi.h"
@@ -89,7 +90,8 @@ static int build_lu(struct mgmt_state *s, const char *target, uint64_t lun, cons
 	char why[384] = "";
 	int rc;
 
-	rc = store_open_uri(uri, s->r, &lower, why, sizeof(why));
+	/* cache options (cache_size, writeback, ...) stack the write-back cache on top */
+	rc = cache_store_open_uri(uri, s->r, &lower, why, sizeof(why));
 	if (rc < 0) {
 		snprintf(err, errlen, "uri: %s", why[0] ? why : strerror(-rc));
 		return rc;

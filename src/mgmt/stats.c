@@ -195,3 +195,8 @@ int mgmt_stats_wrap(struct store *lower, struct store **out, struct mgmt_lun_sta
 	*stats = &ss->stats;
 	return 0;
 }
+
+struct store *mgmt_stats_lower(struct store *wrapper)
+{
+	return ((struct stat_store *)wrapper->priv)->lower;
+}

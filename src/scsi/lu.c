@@ -12,7 +12,7 @@
  *   until it completes; busy counts them, nwaiting the WAITING ones.
  * - A command may start when (a) it is HEAD OF QUEUE, or no older ORDERED
  *   command is in the list and, if it is ORDERED itself, nothing older is
- *   (SAM-5 8.6); and (b) its LBA range (writes, unmaps, COMPARE AND WRITE) does
+ *   (SAM-5 8.6); and (b) its LBA range (every command with one, and UNMAP) does
  *   not overlap an older command's range where either of the two is exclusive.
  *   Checking only *older* commands keeps the lock FIFO, so a waiting COMPARE
  *   AND WRITE cannot be starved by newer writes.
@@ -587,6 +587,15 @@ void scsi_cmd_submit(struct scsi_cmd *cmd)
 		scsi_cmd_complete(cmd, SENSE_LUN_NOT_SUPPORTED);
 		return;
 	}
+	/*
+	 * SBC-3 4.11.1: while a SANITIZE runs, everything but INQUIRY, REPORT
+	 * LUNS and REQUEST SENSE is NOT READY, SANITIZE IN PROGRESS. Checked
+	 * before the UA so that a pending UA survives until it can be reported.
+	 */
+	if (lu && lu->sanitizing && !(op && (op->flags & OP_ANY_LUN))) {
+		scsi_cmd_complete(cmd, SENSE_SANITIZE_IN_PROGRESS);
+		return;
+	}
 	/* SAM-5 5.14: a pending UA is reported instead of running the command. */
 	if (lu && !(op && (op->flags & OP_NO_UA)) && scsi_ua_pop(lu, cmd->nexus, &asc, &ascq)) {
 		scsi_build_sense(cmd, SENSE_UNIT_ATTENTION, asc, ascq);
@@ -633,7 +642,12 @@ void scsi_cmd_submit(struct scsi_cmd *cmd)
 	if (cmd->attr == SCSI_ATTR_ORDERED) {
 		cmd->flags |= CMD_ORDERED;
 	}
-	if ((op->flags & OP_WRITES) && (op->flags & OP_LBA)) {
+	if (op->flags & OP_LBA) {
+		/*
+		 * Reads hold their range shared too, so that an exclusive holder
+		 * (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC) is atomic against them:
+		 * SBC-4 4.29.2, a read sees all or none of an atomic write.
+		 */
 		cmd->flags |= CMD_LOCKED;
 		cmd->priv_u64[CMD_U64_LOCK_LBA] = cmd->lba;
 		cmd->priv_u64[CMD_U64_LOCK_N] = cmd->nblocks;

@@ -72,6 +72,22 @@ static const struct scsi_op g_prout[32] = {
 	PROUT(7, "PERSISTENT RESERVE OUT/REGISTER AND MOVE"),
 };
 
+/*
+ * SBC-3 5.30: SANITIZE holds the whole medium exclusively (the parser locks
+ * it) and counts as a write for reservations and write protection. CRYPTO
+ * ERASE is absent: the stores keep no encryption key that could be changed.
+ */
+#define SANITIZE_SA(sa, nm)                                                              \
+	[sa] = { .name = nm, .parse = sbc_parse_sanitize, .exec = sbc_exec_sanitize,       \
+		 .cdb_len = 10, .sa_code = sa,                                             \
+		 .flags = OP_WRITES | OP_EXCL | OP_DATA_OUT | OP_SA_RSOC,                  \
+		 .usage = { 0x48, 0x20 | sa, 0, 0, 0, 0, 0, 0xff, 0xff, 0 } }
+static const struct scsi_op g_sanitize[32] = {
+	SANITIZE_SA(SCSI_SA_SANITIZE_OVERWRITE, "SANITIZE/OVERWRITE"),
+	SANITIZE_SA(SCSI_SA_SANITIZE_BLOCK_ERASE, "SANITIZE/BLOCK ERASE"),
+	SANITIZE_SA(SCSI_SA_SANITIZE_EXIT_FAILURE, "SANITIZE/EXIT FAILURE MODE"),
+};
+
 const struct scsi_op scsi_ops[256] = {
 	[SCSI_OP_TEST_UNIT_READY] = {
 		.name = "TEST UNIT READY", .parse = spc_parse_none, .exec = spc_exec_tur,
@@ -148,6 +164,11 @@ const struct scsi_op scsi_ops[256] = {
 		.cdb_len = 10, .flags = OP_LBA | OP_PR_READ,
 		.usage = { 0x34, 0x02, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0x00 },
 	},
+	[SCSI_OP_READ_DEFECT_DATA_10] = {
+		.name = "READ DEFECT DATA(10)", .parse = sbc_parse_read_defect,
+		.exec = sbc_exec_read_defect, .cdb_len = 10, .flags = OP_PR_READ,
+		.usage = { 0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0 },
+	},
 	[SCSI_OP_SYNCHRONIZE_CACHE_10] = {
 		.name = "SYNCHRONIZE CACHE(10)", .parse = sbc_parse_sync_cache,
 		.exec = sbc_exec_sync_cache, .cdb_len = 10, .flags = OP_LBA | OP_PR_READ,
@@ -163,6 +184,9 @@ const struct scsi_op scsi_ops[256] = {
 		.name = "UNMAP", .parse = sbc_parse_unmap, .exec = sbc_exec_unmap, .cdb_len = 10,
 		.flags = OP_WRITES | OP_DATA_OUT,
 		.usage = { 0x42, 0x01, 0, 0, 0, 0, 0x00, 0xff, 0xff, 0x00 },
+	},
+	[SCSI_OP_SANITIZE] = {
+		.name = "SANITIZE", .sa = g_sanitize, .cdb_len = 10, .flags = OP_SA,
 	},
 	[SCSI_OP_MODE_SELECT_10] = {
 		.name = "MODE SELECT(10)", .parse = spc_parse_mode_select,
@@ -206,6 +230,12 @@ const struct scsi_op scsi_ops[256] = {
 		.flags = OP_LBA | OP_WRITES | OP_XFER_LIMIT | OP_DATA_OUT,
 		.usage = RW16_USAGE(0x8a),
 	},
+	[SCSI_OP_ORWRITE_16] = {
+		.name = "ORWRITE(16)", .parse = sbc_parse_rw, .exec = sbc_exec_orwrite,
+		.cdb_len = 16,
+		.flags = OP_LBA | OP_WRITES | OP_EXCL | OP_XFER_LIMIT | OP_DATA_OUT,
+		.usage = RW16_USAGE(0x8b),
+	},
 	[SCSI_OP_WRITE_AND_VERIFY_16] = {
 		.name = "WRITE AND VERIFY(16)", .parse = sbc_parse_rw, .exec = sbc_exec_write,
 		.cdb_len = 16, .flags = OP_LBA | OP_WRITES | OP_XFER_LIMIT | OP_DATA_OUT,
@@ -235,6 +265,13 @@ const struct scsi_op scsi_ops[256] = {
 		.exec = sbc_exec_write_same, .cdb_len = 16,
 		.flags = OP_LBA | OP_WRITES | OP_DATA_OUT | OP_DATA_EXACT,
 		.usage = { 0x93, 0x09, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+			   0xff, 0xff, 0x00, 0x00 },
+	},
+	[SCSI_OP_WRITE_ATOMIC_16] = {
+		.name = "WRITE ATOMIC(16)", .parse = sbc_parse_write_atomic,
+		.exec = sbc_exec_write, .cdb_len = 16,
+		.flags = OP_LBA | OP_WRITES | OP_EXCL | OP_XFER_LIMIT | OP_DATA_OUT,
+		.usage = { 0x9c, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00,
 			   0xff, 0xff, 0x00, 0x00 },
 	},
 	[SCSI_OP_SERVICE_ACTION_IN_16] = {
@@ -269,6 +306,11 @@ const struct scsi_op scsi_ops[256] = {
 		.name = "VERIFY(12)", .parse = sbc_parse_verify, .exec = sbc_exec_verify,
 		.cdb_len = 12, .flags = OP_LBA | OP_XFER_LIMIT | OP_DATA_OUT | OP_PR_READ,
 		.usage = { 0xaf, 0x16, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 },
+	},
+	[SCSI_OP_READ_DEFECT_DATA_12] = {
+		.name = "READ DEFECT DATA(12)", .parse = sbc_parse_read_defect,
+		.exec = sbc_exec_read_defect, .cdb_len = 12, .flags = OP_PR_READ,
+		.usage = { 0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0 },
 	},
 };
 

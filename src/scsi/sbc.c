@@ -867,3 +867,323 @@ void sbc_exec_caw(struct scsi_cmd *cmd)
 	}
 	ctx_submit(cmd, c, STORE_OP_READ, cmd->lba, cmd->nblocks, c->buf, false, caw_read_done);
 }
+
+/* --------------------------------------------------------------- ORWRITE */
+
+static void orwrite_write_done(struct store_io *io)
+{
+	struct scsi_cmd *cmd = io_done(io, true);
+
+	if (cmd) {
+		scsi_cmd_complete(cmd, SENSE_OK);
+	}
+}
+
+static void orwrite_read_done(struct store_io *io)
+{
+	struct scsi_cmd *cmd = io_done(io, false);
+	struct scsi_io_ctx *c;
+	size_t len;
+
+	if (!cmd) {
+		return;
+	}
+	c = cmd->priv;
+	len = (size_t)cmd->nblocks * cmd->lu->block_size;
+	for (size_t i = 0; i < len; i++) {
+		c->buf[i] |= cmd->data_out[i];
+	}
+	ctx_submit(cmd, c, STORE_OP_WRITE, cmd->lba, cmd->nblocks, c->buf, write_fua(cmd),
+		   orwrite_write_done);
+}
+
+/*
+ * SBC-3 5.8: ORWRITE(16) ORs the Data-Out into the medium. The opcode table
+ * makes it an exclusive range holder (as COMPARE AND WRITE), so the read,
+ * OR and write are atomic against every overlapping command.
+ */
+void sbc_exec_orwrite(struct scsi_cmd *cmd)
+{
+	struct scsi_io_ctx *c;
+
+	if (cmd->nblocks == 0) {
+		scsi_cmd_complete(cmd, SENSE_OK);
+		return;
+	}
+	c = get_ctx_or_fail(cmd);
+	if (!c) {
+		return;
+	}
+	if (ctx_buf(c, (size_t)cmd->nblocks * cmd->lu->block_size) < 0) {
+		scsi_cmd_complete(cmd, SENSE_INTERNAL_FAILURE);
+		return;
+	}
+	ctx_submit(cmd, c, STORE_OP_READ, cmd->lba, cmd->nblocks, c->buf, false,
+		   orwrite_read_done);
+}
+
+/* ------------------------------------------------------- WRITE ATOMIC(16) */
+
+enum sense_reason sbc_parse_write_atomic(struct scsi_cmd *cmd)
+{
+	const uint8_t *cdb = cmd->cdb;
+
+	if (cdb[1] & 0xe0) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_CDB, 1, 7); /* WRPROTECT */
+	}
+	/* SBC-4 5.48: MAXIMUM ATOMIC BOUNDARY SIZE is 0, so no ATOMIC BOUNDARY. */
+	if (get_be16(cdb + 10) != 0) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_CDB, 10, -1);
+	}
+	if (cdb[1] & 0x10) {
+		cmd->flags |= CMD_DPO;
+	}
+	if (cdb[1] & 0x08) {
+		cmd->flags |= CMD_FUA;
+	}
+	cmd->lba = get_be64(cdb + 2);
+	return set_xfer(cmd, get_be16(cdb + 12), 12);
+}
+
+uint32_t sbc_max_atomic_blocks(const struct scsi_lu *lu)
+{
+	/*
+	 * One store io carries the whole write and the exclusive range lock keeps
+	 * overlapping reads and writes out until it completes, so any write the
+	 * LU accepts at all is atomic: the atomic limit is MAXIMUM TRANSFER LENGTH.
+	 */
+	return sbc_max_xfer_blocks(lu);
+}
+
+/* ------------------------------------------------- READ DEFECT DATA (10/12) */
+
+#define DEFECT_FORMAT_RESERVED 0x7
+
+enum sense_reason sbc_parse_read_defect(struct scsi_cmd *cmd)
+{
+	bool twelve = cmd->cdb[0] == SCSI_OP_READ_DEFECT_DATA_12;
+	unsigned byte = twelve ? 1 : 2;
+
+	/* SBC-3 6.1.2 table 135: 111b is reserved, the others describe a defect list. */
+	if ((cmd->cdb[byte] & 0x07) == DEFECT_FORMAT_RESERVED) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_CDB, byte, 2);
+	}
+	return SENSE_OK;
+}
+
+/*
+ * SBC-3 5.12/5.13: the LU has no medium defects (the store remaps nothing
+ * visible), so both the primary and the grown list are empty. Any list format
+ * can express an empty list, so the requested one is echoed back.
+ */
+void sbc_exec_read_defect(struct scsi_cmd *cmd)
+{
+	bool twelve = cmd->cdb[0] == SCSI_OP_READ_DEFECT_DATA_12;
+	uint8_t req = twelve ? cmd->cdb[1] : cmd->cdb[2];
+	uint8_t b[8] = { 0 };
+	uint32_t alloc = twelve ? get_be32(cmd->cdb + 6) : get_be16(cmd->cdb + 7);
+
+	b[1] = req & 0x1f; /* PLISTV, GLISTV: the lists asked for are (empty and) valid */
+	scsi_cmd_complete(cmd, scsi_reply(cmd, b, twelve ? 8 : 4, alloc));
+}
+
+/* ------------------------------------------------------------ SANITIZE */
+
+#define SANITIZE_OW_HDR 4
+#define SANITIZE_PIECE_BYTES (1u << 20)
+
+/*
+ * SBC-3 5.30. OVERWRITE parameter list (table 67): byte 0 INVERT (bit 7),
+ * TEST (bits 6-5), OVERWRITE COUNT (bits 4-0); bytes 2-3 INITIALIZATION
+ * PATTERN LENGTH; then the pattern, at most one logical block.
+ */
+enum sense_reason sbc_parse_sanitize(struct scsi_cmd *cmd)
+{
+	const uint8_t *cdb = cmd->cdb;
+	struct scsi_lu *lu = cmd->lu;
+	unsigned sa = cdb[1] & 0x1f;
+	uint32_t len = get_be16(cdb + 7);
+	const uint8_t *d = cmd->data_out;
+	uint32_t plen;
+
+	if (cdb[1] & 0x40) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_CDB, 1, 6); /* reserved */
+	}
+	for (unsigned i = 2; i < 7; i++) {
+		if (cdb[i]) {
+			return scsi_field(cmd, SENSE_INVALID_FIELD_CDB, i, -1);
+		}
+	}
+	/*
+	 * IMMED would need the sanitize to outlive its command; it is not
+	 * offered (CDB USAGE DATA leaves the bit clear).
+	 */
+	if (cdb[1] & 0x80) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_CDB, 1, 7);
+	}
+	cmd->xfer_len = len;
+	if (sa != SCSI_SA_SANITIZE_OVERWRITE) {
+		/* BLOCK ERASE and EXIT FAILURE MODE take no parameter list. */
+		if (len != 0) {
+			return scsi_field(cmd, SENSE_INVALID_FIELD_CDB, 7, -1);
+		}
+	} else {
+		/* The list is exactly the header plus a 1..block_size byte pattern. */
+		if (len <= SANITIZE_OW_HDR || len > SANITIZE_OW_HDR + lu->block_size) {
+			return scsi_field(cmd, SENSE_INVALID_FIELD_CDB, 7, -1);
+		}
+		if (cmd->data_out_len < len) {
+			return SENSE_INVALID_FIELD_IU;
+		}
+		plen = get_be16(d + 2);
+		if ((d[0] & 0x60) || (d[0] & 0x1f) == 0) {
+			return scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, 0, -1);
+		}
+		if (plen == 0 || plen != len - SANITIZE_OW_HDR) {
+			return scsi_field(cmd, SENSE_INVALID_FIELD_CDB, 7, -1);
+		}
+	}
+	/* The whole medium, exclusively: older commands finish first. */
+	cmd->flags |= CMD_LOCKED;
+	cmd->priv_u64[CMD_U64_LOCK_LBA] = 0;
+	cmd->priv_u64[CMD_U64_LOCK_N] = lu->nblocks;
+	return SENSE_OK;
+}
+
+static void sanitize_finish(struct scsi_cmd *cmd, enum sense_reason r)
+{
+	cmd->lu->sanitizing = false;
+	scsi_cmd_complete(cmd, r);
+}
+
+static void sanitize_next(struct scsi_cmd *cmd);
+
+static void sanitize_piece_done(struct store_io *io)
+{
+	struct scsi_io_ctx *c = io->cb_arg;
+	struct scsi_cmd *cmd = c->cmd;
+
+	cmd->pending--;
+	if (io->op == STORE_OP_FLUSH && io->status == -ENOTSUP) {
+		io->status = 0; /* nothing volatile to flush */
+	}
+	if (io->status < 0) {
+		LOG_RATELIMIT(LOG_LEVEL_WARN, "scsi", "LUN %llu ITT 0x%08x: sanitize io: %d",
+			      (unsigned long long)cmd->lu->lun, cmd->tag, io->status);
+		sanitize_finish(cmd, scsi_errno_reason(io->status, true));
+		return;
+	}
+	sanitize_next(cmd);
+}
+
+static void sanitize_submit(struct scsi_cmd *cmd, struct scsi_io_ctx *c, enum store_op op,
+			    uint64_t lba, uint64_t n, void *buf)
+{
+	int rc;
+
+	memset(&c->io, 0, sizeof(c->io));
+	c->io.op = op;
+	c->io.offset = lba * cmd->lu->block_size;
+	c->io.len = n * cmd->lu->block_size;
+	c->io.buf = buf;
+	c->io.cb = sanitize_piece_done;
+	c->io.cb_arg = c;
+	cmd->pending++;
+	rc = store_submit(cmd->lu->st, &c->io);
+	if (rc < 0) {
+		cmd->pending--;
+		sanitize_finish(cmd, scsi_errno_reason(rc, true));
+	}
+}
+
+/*
+ * One pass over the medium at a time, piece by piece: OVERWRITE writes the
+ * pattern buffer (c->step passes left, inverted between passes if INVERT);
+ * BLOCK ERASE deallocates (or zeroes, without UNMAP) every block. The
+ * sanitize is not cut short by ABORT TASK (SBC-3 4.11.1: it survives resets).
+ */
+static void sanitize_next(struct scsi_cmd *cmd)
+{
+	struct scsi_io_ctx *c = cmd->priv;
+	struct scsi_lu *lu = cmd->lu;
+	bool overwrite = (cmd->cdb[1] & 0x1f) == SCSI_SA_SANITIZE_OVERWRITE;
+	uint64_t piece, lba;
+
+	if (c->idx) {
+		sanitize_finish(cmd, SENSE_OK);
+		return;
+	}
+	if (c->pos == c->end) {
+		if (!overwrite || --c->step == 0) {
+			/* SBC-3 5.30.1: the result must be durable before GOOD. */
+			c->idx = 1;
+			sanitize_submit(cmd, c, STORE_OP_FLUSH, 0, 0, NULL);
+			return;
+		}
+		if (cmd->data_out[0] & 0x80) {
+			for (size_t i = 0; i < c->buf_cap; i++) {
+				c->buf[i] = (uint8_t)~c->buf[i];
+			}
+		}
+		c->pos = 0;
+	}
+	lba = c->pos;
+	if (overwrite) {
+		piece = c->buf_cap / lu->block_size;
+	} else {
+		piece = sbc_max_unmap_blocks(lu);
+	}
+	if (piece > c->end - c->pos) {
+		piece = c->end - c->pos;
+	}
+	c->pos += piece;
+	if (overwrite) {
+		sanitize_submit(cmd, c, STORE_OP_WRITE, lba, piece, c->buf);
+	} else {
+		sanitize_submit(cmd, c, (lu->st->caps & STORE_CAP_UNMAP) ? STORE_OP_UNMAP
+									 : STORE_OP_WRITE_ZEROES,
+				lba, piece, NULL);
+	}
+}
+
+void sbc_exec_sanitize(struct scsi_cmd *cmd)
+{
+	struct scsi_lu *lu = cmd->lu;
+	unsigned sa = cmd->cdb[1] & 0x1f;
+	uint32_t bs = lu->block_size;
+	struct scsi_io_ctx *c;
+	size_t cap, plen;
+
+	/* Never in a failed sanitize state: there is no failure mode to leave. */
+	if (sa == SCSI_SA_SANITIZE_EXIT_FAILURE || lu->nblocks == 0) {
+		scsi_cmd_complete(cmd, SENSE_OK);
+		return;
+	}
+	c = get_ctx_or_fail(cmd);
+	if (!c) {
+		return;
+	}
+	if (sa == SCSI_SA_SANITIZE_OVERWRITE) {
+		cap = SANITIZE_PIECE_BYTES / bs;
+		if (cap > lu->nblocks) {
+			cap = (size_t)lu->nblocks;
+		}
+		cap *= bs;
+		if (ctx_buf(c, cap) < 0) {
+			scsi_cmd_complete(cmd, SENSE_INTERNAL_FAILURE);
+			return;
+		}
+		c->buf_cap = cap;
+		/* SBC-3 5.30.2.2: a pattern shorter than a block repeats to fill it. */
+		plen = get_be16(cmd->data_out + 2);
+		for (size_t i = 0; i < cap; i++) {
+			c->buf[i] = cmd->data_out[SANITIZE_OW_HDR + i % bs % plen];
+		}
+		c->step = cmd->data_out[0] & 0x1f;
+	}
+	c->pos = 0;
+	c->end = lu->nblocks;
+	c->idx = 0;
+	lu->sanitizing = true;
+	sanitize_next(cmd);
+}

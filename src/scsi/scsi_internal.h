@@ -30,9 +30,11 @@
 #define SCSI_OP_WRITE_AND_VERIFY_10 0x2e
 #define SCSI_OP_VERIFY_10 0x2f
 #define SCSI_OP_PRE_FETCH_10 0x34
+#define SCSI_OP_READ_DEFECT_DATA_10 0x37
 #define SCSI_OP_SYNCHRONIZE_CACHE_10 0x35
 #define SCSI_OP_WRITE_SAME_10 0x41
 #define SCSI_OP_UNMAP 0x42
+#define SCSI_OP_SANITIZE 0x48
 #define SCSI_OP_MODE_SELECT_10 0x55
 #define SCSI_OP_RESERVE_10 0x56
 #define SCSI_OP_RELEASE_10 0x57
@@ -42,11 +44,13 @@
 #define SCSI_OP_READ_16 0x88
 #define SCSI_OP_COMPARE_AND_WRITE 0x89
 #define SCSI_OP_WRITE_16 0x8a
+#define SCSI_OP_ORWRITE_16 0x8b
 #define SCSI_OP_WRITE_AND_VERIFY_16 0x8e
 #define SCSI_OP_VERIFY_16 0x8f
 #define SCSI_OP_PRE_FETCH_16 0x90
 #define SCSI_OP_SYNCHRONIZE_CACHE_16 0x91
 #define SCSI_OP_WRITE_SAME_16 0x93
+#define SCSI_OP_WRITE_ATOMIC_16 0x9c
 #define SCSI_OP_SERVICE_ACTION_IN_16 0x9e
 #define SCSI_OP_REPORT_LUNS 0xa0
 #define SCSI_OP_MAINTENANCE_IN 0xa3
@@ -54,12 +58,16 @@
 #define SCSI_OP_WRITE_12 0xaa
 #define SCSI_OP_WRITE_AND_VERIFY_12 0xae
 #define SCSI_OP_VERIFY_12 0xaf
+#define SCSI_OP_READ_DEFECT_DATA_12 0xb7
 
 /* Service actions. */
 #define SCSI_SA_READ_CAPACITY_16 0x10
 #define SCSI_SA_GET_LBA_STATUS 0x12
 #define SCSI_SA_REPORT_SUPPORTED_OPCODES 0x0c
 #define SCSI_SA_REPORT_SUPPORTED_TMFS 0x0d
+#define SCSI_SA_SANITIZE_OVERWRITE 0x01
+#define SCSI_SA_SANITIZE_BLOCK_ERASE 0x02
+#define SCSI_SA_SANITIZE_EXIT_FAILURE 0x1f
 
 /*
  * Every way a command can fail. sense.c holds the one table mapping each to
@@ -83,6 +91,7 @@ enum sense_reason {
 	SENSE_WRITE_ERROR,
 	SENSE_SPACE_ALLOC_FAILED,
 	SENSE_BECOMING_READY,
+	SENSE_SANITIZE_IN_PROGRESS,
 	SENSE_INTERNAL_FAILURE,
 	SENSE_NO_RESOURCES,
 	SENSE_MEDIUM_REMOVAL_PREVENTED,
@@ -225,6 +234,9 @@ struct scsi_lu {
 	uint64_t res6_nexus;
 	bool res6_held;
 
+	/* A SANITIZE is running: other commands get NOT READY (SBC-3 4.11.1). */
+	bool sanitizing;
+
 	struct pr_state pr;
 };
 
@@ -315,6 +327,13 @@ uint32_t sbc_max_caw_blocks(void);
 uint32_t sbc_max_unmap_blocks(const struct scsi_lu *lu);
 uint32_t sbc_max_unmap_descs(void);
 bool sbc_is_thin(const struct scsi_lu *lu);
+uint32_t sbc_max_atomic_blocks(const struct scsi_lu *lu);
+void sbc_exec_orwrite(struct scsi_cmd *cmd);
+enum sense_reason sbc_parse_write_atomic(struct scsi_cmd *cmd);
+enum sense_reason sbc_parse_read_defect(struct scsi_cmd *cmd);
+void sbc_exec_read_defect(struct scsi_cmd *cmd);
+enum sense_reason sbc_parse_sanitize(struct scsi_cmd *cmd);
+void sbc_exec_sanitize(struct scsi_cmd *cmd);
 
 /* pr.c */
 enum sense_reason pr_parse_in(struct scsi_cmd *cmd);

@@ -77,6 +77,8 @@ static const struct sense_entry g_sense_table[SENSE_REASON_COUNT] = {
 				       0x07 },
 	[SENSE_BECOMING_READY] = { "logical unit is in process of becoming ready",
 				   SCSI_STATUS_CHECK_CONDITION, KEY_NOT_READY, 0x04, 0x01 },
+	[SENSE_SANITIZE_IN_PROGRESS] = { "sanitize in progress", SCSI_STATUS_CHECK_CONDITION,
+					 KEY_NOT_READY, 0x04, 0x1b },
 	[SENSE_INTERNAL_FAILURE] = { "internal target failure", SCSI_STATUS_CHECK_CONDITION,
 				     KEY_HARDWARE_ERROR, 0x44, 0x00 },
 	[SENSE_NO_RESOURCES] = { "insufficient resources", SCSI_STATUS_CHECK_CONDITION,

@@ -137,6 +137,11 @@ static size_t vpd_b0(const struct scsi_lu *lu, uint8_t *b)
 		put_be32(b + 28, opt ? opt : 1);
 	}
 	put_be64(b + 36, sbc_max_ws_blocks(lu));
+	/*
+	 * SBC-4 6.6.4: MAXIMUM ATOMIC TRANSFER LENGTH; ATOMIC ALIGNMENT and ATOMIC
+	 * TRANSFER LENGTH GRANULARITY 0 (none), no atomic boundaries.
+	 */
+	put_be32(b + 44, sbc_max_atomic_blocks(lu));
 	return 4 + 0x3c;
 }
 
@@ -191,6 +196,8 @@ void spc_exec_inquiry(struct scsi_cmd *cmd)
 	case 0xb1:
 		memset(b + 4, 0, 0x3c);
 		put_be16(b + 4, 0x0001); /* MEDIUM ROTATION RATE: non-rotating (SBC-3 6.6.5) */
+		/* WABEREQ 01b: reads after SANITIZE BLOCK ERASE succeed (they return zeros). */
+		b[7] = 0x40;
 		n = 4 + 0x3c;
 		break;
 	case 0xb2:

@@ -69,6 +69,8 @@ restart_mgmt_daemon() {
 }
 
 cli() { "$CLI" --socket "$SOCK" "$@"; }
+export CLI SOCK
+export -f cli
 
 # sessions_of IQN: number of sessions logged in to IQN
 sessions_of() {

@@ -81,7 +81,7 @@ check "LUN delete while in use is 409" bash -c "! cli lun delete '$OPEN' 0 2>/de
 check "CLI delete --force" cli target delete "$OPEN" --force
 check_api "target gone" 404 GET "/v1/targets/$OPEN"
 check "session was logged out" wait_sessions "$OPEN" 0
-wait "$HOLD_PID" 2>/dev/null || true
+stop_pid "$HOLD_PID" 5
 check "daemon alive" daemon_alive
 check "stop: clean exit" stop_daemon
 finish

@@ -115,7 +115,7 @@ check_api "oversized body is 413" 413 POST /v1/targets "$(cat "$T_DIR/big.json")
 check_api "metrics" 200 GET /metrics
 check "metrics: per-LUN ops by op" grep -q "s3tgt_lun_ops_total{target=\"$IQN\",lun=\"1\",op=\"read\"}" <<<"$API_BODY"
 check "metrics: latency histogram" grep -q "s3tgt_lun_latency_seconds_bucket{target=\"$IQN\",lun=\"1\",op=\"read\",le=\"+Inf\"}" <<<"$API_BODY"
-check "metrics: reads counted" bash -c "grep -E '^s3tgt_lun_ops_total\\{target=\"$IQN\",lun=\"1\",op=\"read\"\\} [1-9]' <<<'$API_BODY'"
+check "metrics: reads counted" bash -c "grep -qE '^s3tgt_lun_ops_total\\{target=\"$IQN\",lun=\"1\",op=\"read\"\\} [1-9]' <<<'$API_BODY'"
 check "metrics: sessions" grep -q "s3tgt_sessions{target=\"$IQN\"}" <<<"$API_BODY"
 
 # persistence across a restart

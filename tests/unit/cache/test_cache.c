@@ -563,6 +563,22 @@ static void test_unmap_coherent(void **state)
 	assert_true(is_zero(g_fake.data + 4 * CH, CH));
 	assert_true(is_zero(g_fake.data + 6 * CH + 4096, 8192));
 	assert_memory_equal(g_fake.data + 6 * CH, w, 4096);
+	/* A partial UNMAP of an uncached chunk costs no request now: zeros merge at upload. */
+	pattern(g_fake.data + 13 * CH, CH, 18);
+	memcpy(w, g_fake.data + 13 * CH, CH);
+	g_fake.unmaps = 0;
+	assert_int_equal(do_io(f->st, STORE_OP_UNMAP, 13 * CH + 512, 1024, NULL, false), 0);
+	assert_int_equal(g_fake.unmaps, 0);
+	assert_int_equal(do_io(f->st, STORE_OP_READ, 13 * CH, CH, r, false), 0);
+	memset(w + 512, 0, 1024);
+	assert_memory_equal(r, w, CH);
+	/* Chunk-spanning: head and tail in the cache, the whole chunk in between forwarded. */
+	assert_int_equal(do_io(f->st, STORE_OP_UNMAP, 13 * CH + 4096, 2 * CH, NULL, false), 0);
+	assert_int_equal(g_fake.unmaps, 1);
+	assert_int_equal(do_io(f->st, STORE_OP_FLUSH, 0, 0, NULL, false), 0);
+	memset(w + 4096, 0, CH - 4096);
+	assert_memory_equal(g_fake.data + 13 * CH, w, CH);
+	assert_true(is_zero(g_fake.data + 14 * CH, CH + 4096));
 	free(w);
 	free(r);
 }

@@ -196,6 +196,16 @@ static void test_luns(void **state)
 	expect_status(call(fx->s, "POST", "/v1/targets/" T1 "/luns",
 			   "{\"lun\":7,\"uri\":\"ram:?size=2M&block_size=4096\"}", false),
 		      201, NULL);
+	/* write-back cache options stack the cache (s3tgt/cache.h) */
+	expect_status(call(fx->s, "POST", "/v1/targets/" T1 "/luns",
+			   "{\"lun\":9,\"uri\":\"ram:?size=8M&cache_size=4M&writeback=1\"}", false),
+		      201, NULL);
+	expect_status(call(fx->s, "POST", "/v1/targets/" T1 "/luns",
+			   "{\"lun\":10,\"uri\":\"ram:?size=2M&cache_size=lots\"}", false),
+		      400, "uri");
+	c = call(fx->s, "GET", "/metrics", NULL, false);
+	assert_non_null(strstr(c->req.reply, "s3tgt_cache_dirty_bytes{target=\"" T1 "\",lun=\"9\"} 0"));
+	expect_status(call(fx->s, "DELETE", "/v1/targets/" T1 "/luns/9", NULL, false), 204, NULL);
 	c = call(fx->s, "GET", "/v1/luns", NULL, false);
 	expect_status(c, 200, NULL);
 	assert_int_equal(json_array_size(c->j), 2);

@@ -249,7 +249,7 @@ static void test_caw(void **state)
 	run_cmd(f, &rd, (uint8_t[16]){ 0x34, 0, 0, 0, 0x07, 0xff, 0, 0, 1, 0 }, 10, NULL, 0);
 	assert_int_equal(rd.status, SCSI_STATUS_GOOD);
 
-	/* A read is not blocked by a CAW. */
+	/* An overlapping read waits for the CAW: it sees all or none of it. */
 	g->gate = true;
 	memset(data, 0x44, BS);
 	cmd_init(f, &caw, &f->nexus, cdb, 16, data, 2 * BS);
@@ -257,10 +257,12 @@ static void test_caw(void **state)
 	cdb_rw16(wcdb, 0x88, 5, 1);
 	cmd_init(f, &rd, &f->nexus, wcdb, 16, NULL, 0);
 	scsi_cmd_submit(&rd);
-	assert_int_equal(g->nheld, 2);
+	assert_int_equal(g->nheld, 1);
 	g->gate = false;
 	gate_release(f->st);
 	fx_wait(f, 2);
+	assert_int_equal(rd.status, SCSI_STATUS_GOOD);
+	assert_int_equal(rd.data_in[0], 0x33); /* the CAW wrote its second half */
 	scsi_cmd_fini(&rd);
 }
 

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test_cache_outage.sh - S3 unreachable under a write stream (issue 5): radosgw is
+# stopped 2 s into a stream of 1 MiB writes to a cached S3 LUN and started again
+# 20 s later. While the cache has room the initiator sees no error (writes land in
+# the cache, uploads retry with backoff); the stream's final flush completes once
+# RGW is back. Then a fresh daemon WITHOUT the cache reads every piece from S3.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+need qemu-io iscsi-inq curl stdbuf
+
+RGW=$S3TGT_SRC/tests/integration/rgw.sh
+RGW_DIR=$T_DIR/rgw
+IQN=iqn.2026-11.io.s3tgt:cache-outage
+MIB=1048576
+TMO=300
+BUCKET=s3tgt-cache-outage
+NPIECES=60 # one 1 MiB write every 0.4 s: the stream outlasts the outage
+
+trap 'rc=$?; "$RGW" stop "$RGW_DIR" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
+"$RGW" start "$RGW_DIR" >"$T_DIR/rgw-start.log" 2>&1 || die "RGW did not start (see $T_DIR/rgw-start.log)"
+# shellcheck disable=SC1091
+. "$RGW_DIR/s3.env"
+"$RGW" mkbucket "$RGW_DIR" "$BUCKET" >/dev/null || die "cannot create bucket"
+export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
+unset AWS_SESSION_TOKEN AWS_PROFILE || true
+OPTS="endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
+BASE="s3://$BUCKET/out?size=128M&chunk_size=1M&$OPTS"
+# 96 MiB of cache holds the whole stream; flush_timeout covers the 20 s outage.
+URI="$BASE&cache_size=96M&cache_dir=$T_DIR/cache&flush_timeout=120"
+
+pat() { printf '0x%02x' $((0x20 + $1 % 200)); }
+off() { echo $(($1 * 2 * MIB + ($1 % 3) * 4096)); } # every other chunk, some unaligned
+
+start_daemon --target "$IQN" --state-dir "$T_DIR/state" --lun "0=$URI" || die "s3tgtd did not start"
+URL=$(lun_url $IQN 0)
+cmds=()
+for ((i = 0; i < NPIECES; i++)); do
+	cmds+=(-c "write -P $(pat $i) $(off $i) $MIB" -c "sleep 400")
+done
+( timeout $TMO stdbuf -oL qemu-io -t writeback -f raw "${cmds[@]}" -c flush "$URL" \
+	>"$T_DIR/writer.log" 2>&1; echo "EXIT $?" >>"$T_DIR/writer.log" ) &
+WPID=$!
+T_PIDS+=("$WPID")
+sleep 2
+check "radosgw stopped during the write stream" "$RGW" stop-rgw "$RGW_DIR"
+t0=$(date +%s)
+sleep 20
+during=$(grep -c '^wrote' "$T_DIR/writer.log" || true)
+log "writes acknowledged so far (RGW down since $(($(date +%s) - t0)) s): $during"
+check "writes kept completing while S3 was down" test "$during" -ge 30
+check "daemon alive during the outage" daemon_alive
+check "radosgw restarted after 20 s" "$RGW" start-rgw "$RGW_DIR"
+check "write stream and its final flush finished" wait "$WPID"
+check "no initiator-visible error in the stream" \
+	bash -c "! grep -qiE 'fail|error' '$T_DIR/writer.log' && grep -q '^EXIT 0' '$T_DIR/writer.log'"
+check_eq "every write acknowledged" "$NPIECES" "$(grep -c '^wrote' "$T_DIR/writer.log" || true)"
+check "daemon stops cleanly" stop_daemon
+
+start_daemon --target "$IQN" --state-dir "$T_DIR/state" --lun "0=$BASE" || die "plain daemon did not start"
+reads=()
+for ((i = 0; i < NPIECES; i++)); do
+	reads+=(-c "read -P $(pat $i) $(off $i) $MIB")
+done
+verify() {
+	local out
+	out=$(timeout $TMO qemu-io -f raw "${reads[@]}" "$(lun_url $IQN 0)" 2>&1) || return 1
+	! grep -qiE 'fail|error|mismatch' <<<"$out"
+}
+check "all $NPIECES pieces read back from S3 through a daemon without cache" verify
+check "plain daemon stops cleanly" stop_daemon
+finish

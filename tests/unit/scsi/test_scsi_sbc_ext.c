@@ -1,0 +1,241 @@
+/*
+ * test_scsi_sbc_ext.c - ORWRITE(16), WRITE ATOMIC(16), READ DEFECT DATA(10/12)
+ * and SANITIZE through the SCSI layer, plus the Block Limits atomic fields.
+ */
+#include "scsi_test_util.h"
+
+#include "scsi/scsi_internal.h"
+
+#define MIB (1024ull * 1024)
+#define BS 512
+#define NBLOCKS (MIB / BS)
+
+static int setup_gate(void **state)
+{
+	struct reactor *r;
+
+	assert_int_equal(reactor_create(&r), 0);
+	fx_setup_store(state, gate_store_new(r, 1 * MIB, BS, STORE_CAP_UNMAP), NULL, false);
+	clear_ua(*state, &((struct fx *)*state)->nexus);
+	return 0;
+}
+
+static void cdb16(uint8_t *cdb, uint8_t op, uint64_t lba, uint32_t n)
+{
+	memset(cdb, 0, 16);
+	cdb[0] = op;
+	put_be64(cdb + 2, lba);
+	put_be32(cdb + 10, n);
+}
+
+static void test_orwrite(void **state)
+{
+	struct fx *f = *state;
+	struct gate_store *g = f->st->priv;
+	struct scsi_cmd c, rd;
+	uint8_t cdb[16], rcdb[16];
+	uint8_t data[2 * BS];
+
+	memset(g->mem + 3 * BS, 0xa0, 2 * BS);
+	memset(data, 0x05, sizeof(data));
+	cdb16(cdb, 0x8b, 3, 2);
+	run_cmd(f, &c, cdb, 16, data, sizeof(data));
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(g->mem[3 * BS], 0xa5);
+	assert_int_equal(g->mem[5 * BS - 1], 0xa5);
+	assert_int_equal(g->mem[5 * BS], 0);
+	/* ORPROTECT is not supported; out of range; zero blocks. */
+	cdb[1] = 0x20;
+	run_cmd(f, &c, cdb, 16, data, sizeof(data));
+	assert_sense(&c, 5, 0x24, 0);
+	cdb16(cdb, 0x8b, NBLOCKS - 1, 2);
+	run_cmd(f, &c, cdb, 16, data, sizeof(data));
+	assert_sense(&c, 5, 0x21, 0);
+	cdb16(cdb, 0x8b, 0, 0);
+	run_cmd(f, &c, cdb, 16, NULL, 0);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+
+	/* Atomic: an overlapping read submitted meanwhile sees the ORed result. */
+	g->gate = true;
+	memset(data, 0x50, BS);
+	cdb16(cdb, 0x8b, 3, 1);
+	cmd_init(f, &c, &f->nexus, cdb, 16, data, BS);
+	scsi_cmd_submit(&c);
+	cdb16(rcdb, 0x88, 3, 1);
+	cmd_init(f, &rd, &f->nexus, rcdb, 16, NULL, 0);
+	scsi_cmd_submit(&rd);
+	assert_int_equal(g->nheld, 1); /* the ORWRITE's read only */
+	g->gate = false;
+	gate_release(f->st);
+	fx_wait(f, 2);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(rd.status, SCSI_STATUS_GOOD);
+	assert_int_equal(rd.data_in[0], 0xf5);
+	scsi_cmd_fini(&rd);
+}
+
+static void test_write_atomic(void **state)
+{
+	struct fx *f = *state;
+	struct gate_store *g = f->st->priv;
+	struct scsi_cmd c;
+	uint8_t cdb[16] = { 0x9c };
+	uint8_t data[4 * BS];
+	uint8_t inq[6] = { 0x12, 0x01, 0xb0, 0, 255, 0 };
+
+	memset(data, 0x77, sizeof(data));
+	put_be64(cdb + 2, 10);
+	put_be16(cdb + 12, 4);
+	run_cmd(f, &c, cdb, 16, data, sizeof(data));
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(g->mem[10 * BS], 0x77);
+	assert_int_equal(g->mem[14 * BS - 1], 0x77);
+	/* An ATOMIC BOUNDARY needs MAXIMUM ATOMIC BOUNDARY SIZE > 0. */
+	put_be16(cdb + 10, 1);
+	run_cmd(f, &c, cdb, 16, data, sizeof(data));
+	assert_sense(&c, 5, 0x24, 0);
+	put_be16(cdb + 10, 0);
+	put_be64(cdb + 2, NBLOCKS - 2);
+	run_cmd(f, &c, cdb, 16, data, sizeof(data));
+	assert_sense(&c, 5, 0x21, 0);
+	/* Block Limits: MAXIMUM ATOMIC TRANSFER LENGTH = MAXIMUM TRANSFER LENGTH. */
+	run_cmd(f, &c, inq, 6, NULL, 0);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(get_be32(c.data_in + 44), get_be32(c.data_in + 8));
+	assert_int_equal(get_be32(c.data_in + 48), 0);
+	assert_int_equal(get_be32(c.data_in + 52), 0);
+	scsi_cmd_fini(&c);
+}
+
+static void test_read_defect(void **state)
+{
+	struct fx *f = *state;
+	struct scsi_cmd c;
+
+	run_cmd(f, &c, (uint8_t[16]){ 0x37, 0, 0x1d, 0, 0, 0, 0, 0, 32, 0 }, 10, NULL, 0);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(c.data_in_len, 4);
+	assert_int_equal(c.data_in[1], 0x1d);
+	assert_int_equal(get_be16(c.data_in + 2), 0);
+	scsi_cmd_fini(&c);
+	run_cmd(f, &c, (uint8_t[16]){ 0xb7, 0x0b, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0 }, 12, NULL, 0);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(c.data_in_len, 8);
+	assert_int_equal(c.data_in[1], 0x0b);
+	assert_int_equal(get_be32(c.data_in + 4), 0);
+	scsi_cmd_fini(&c);
+	/* Format 111b is reserved. */
+	run_cmd(f, &c, (uint8_t[16]){ 0x37, 0, 0x07, 0, 0, 0, 0, 0, 32, 0 }, 10, NULL, 0);
+	assert_sense(&c, 5, 0x24, 0);
+}
+
+static void test_sanitize(void **state)
+{
+	struct fx *f = *state;
+	struct gate_store *g = f->st->priv;
+	struct scsi_cmd c, tur, inq;
+	uint8_t ow[10] = { 0x48, 0x01, 0, 0, 0, 0, 0, 0, 6, 0 };
+	uint8_t be[10] = { 0x48, 0x02, 0, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t param[6] = { 0x81, 0, 0, 2, 0xab, 0xcd };
+
+	/* OVERWRITE, 1 pass, 2-byte pattern repeated over every block. */
+	run_cmd(f, &c, ow, 10, param, sizeof(param));
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(g->mem[0], 0xab);
+	assert_int_equal(g->mem[1], 0xcd);
+	assert_int_equal(g->mem[MIB - 1], 0xcd);
+	/* Two passes with INVERT: the second pass writes the inverted pattern. */
+	param[0] = 0x82;
+	run_cmd(f, &c, ow, 10, param, sizeof(param));
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(g->mem[0], (uint8_t)~0xab);
+	/* Bad parameter lists: count 0, pattern length mismatch, list too short. */
+	param[0] = 0x00;
+	run_cmd(f, &c, ow, 10, param, sizeof(param));
+	assert_sense(&c, 5, 0x26, 0);
+	param[0] = 0x01;
+	param[3] = 1;
+	run_cmd(f, &c, ow, 10, param, sizeof(param));
+	assert_sense(&c, 5, 0x24, 0);
+	ow[8] = 4;
+	run_cmd(f, &c, ow, 10, param, sizeof(param));
+	assert_sense(&c, 5, 0x24, 0);
+	/* Reserved bits and bytes, CRYPTO ERASE, IMMED. */
+	be[1] = 0x42;
+	run_cmd(f, &c, be, 10, NULL, 0);
+	assert_sense(&c, 5, 0x24, 0);
+	be[1] = 0x02;
+	be[4] = 1;
+	run_cmd(f, &c, be, 10, NULL, 0);
+	assert_sense(&c, 5, 0x24, 0);
+	be[4] = 0;
+	be[1] = 0x03;
+	run_cmd(f, &c, be, 10, NULL, 0);
+	assert_sense(&c, 5, 0x24, 0);
+	be[1] = 0x82;
+	run_cmd(f, &c, be, 10, NULL, 0);
+	assert_sense(&c, 5, 0x24, 0);
+
+	/* BLOCK ERASE: while it runs, TUR is NOT READY 04/1B and INQUIRY works. */
+	be[1] = 0x02;
+	g->gate = true;
+	cmd_init(f, &c, &f->nexus, be, 10, NULL, 0);
+	scsi_cmd_submit(&c);
+	assert_int_equal(g->nheld, 1);
+	assert_int_equal(g->held[0]->op, STORE_OP_UNMAP);
+	run_cmd(f, &tur, (uint8_t[16]){ 0 }, 6, NULL, 0);
+	assert_sense(&tur, 2, 0x04, 0x1b);
+	run_cmd(f, &inq, (uint8_t[16]){ 0x12, 0, 0, 0, 36, 0 }, 6, NULL, 0);
+	assert_int_equal(inq.status, SCSI_STATUS_GOOD);
+	scsi_cmd_fini(&inq);
+	g->gate = false;
+	gate_release(f->st);
+	fx_wait(f, 1);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(g->mem[0], 0);
+	assert_int_equal(g->mem[MIB - 1], 0);
+	run_cmd(f, &tur, (uint8_t[16]){ 0 }, 6, NULL, 0);
+	assert_int_equal(tur.status, SCSI_STATUS_GOOD);
+	/* EXIT FAILURE MODE takes no parameter list. */
+	run_cmd(f, &c, (uint8_t[16]){ 0x48, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0 }, 10, NULL, 0);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+}
+
+static void test_rsoc_new_ops(void **state)
+{
+	struct fx *f = *state;
+	struct scsi_cmd c;
+	static const uint8_t ops[] = { 0x8b, 0x9c, 0x37, 0xb7 };
+
+	for (size_t i = 0; i < sizeof(ops); i++) {
+		uint8_t cdb[12] = { 0xa3, 0x0c, 0x01, ops[i], 0, 0, 0, 0, 1, 0, 0, 0 };
+
+		run_cmd(f, &c, cdb, 12, NULL, 0);
+		assert_int_equal(c.status, SCSI_STATUS_GOOD);
+		assert_int_equal(c.data_in[1] & 0x07, 3);
+		assert_int_equal(c.data_in[4], ops[i]);
+		scsi_cmd_fini(&c);
+	}
+	/* SANITIZE: per service action; CRYPTO ERASE not supported. */
+	run_cmd(f, &c, (uint8_t[16]){ 0xa3, 0x0c, 0x02, 0x48, 0, 2, 0, 0, 1, 0, 0, 0 }, 12, NULL,
+		0);
+	assert_int_equal(c.data_in[1] & 0x07, 3);
+	scsi_cmd_fini(&c);
+	run_cmd(f, &c, (uint8_t[16]){ 0xa3, 0x0c, 0x02, 0x48, 0, 3, 0, 0, 1, 0, 0, 0 }, 12, NULL,
+		0);
+	assert_int_equal(c.data_in[1] & 0x07, 1);
+	scsi_cmd_fini(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_orwrite, setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_write_atomic, setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_read_defect, setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sanitize, setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_rsoc_new_ops, setup_gate, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
