@@ -3,10 +3,13 @@
  * (s3, dir, file, ram). Sits above the store module and below scsi.
  *
  * A LUN URI with any cache option (cache_size, cache_dir, writeback,
- * break_lease, flush_timeout, cache_uploads, cache_prefetch, writeback_age)
- * is opened by cache_store_open_uri(): the lower store is opened with the
- * remaining options, then wrapped. Without cache options it is exactly
- * store_open_uri(). docs/DURABILITY.md explains what is safe after a crash.
+ * flush_timeout, cache_uploads, cache_prefetch, writeback_age) is opened by
+ * cache_store_open_uri(): the lower store is opened with the remaining
+ * options, then wrapped. With cache_dir, a lower store that takes the
+ * lease_holder option (s3, dir) gets the holder id kept in cache_dir, so a
+ * restart with the same cache_dir takes its own lease back. Without cache
+ * options it is exactly store_open_uri(). docs/DURABILITY.md explains what is
+ * safe after a crash.
  */
 #ifndef S3TGT_CACHE_H
 #define S3TGT_CACHE_H
@@ -27,14 +30,13 @@ struct reactor;
 #define CACHE_WRITEBACK_AGE_MS_DEFAULT 1000u
 
 struct cache_params {
-	uint64_t cache_size;	     /* RAM for cached chunks, bytes */
-	char *cache_dir;	     /* owned; NULL = no local journal */
-	bool writeback;		     /* false: write-through (WCE=0, every write waits) */
-	bool break_lease;	     /* take over a stale lease of another holder */
-	unsigned flush_timeout_ms;   /* SYNCHRONIZE CACHE / FUA wait before -ETIMEDOUT */
-	unsigned max_uploads;	     /* concurrent lower writes */
-	unsigned prefetch;	     /* chunks read ahead on a sequential stream */
-	unsigned writeback_age_ms;   /* dirty data older than this is written back */
+	uint64_t cache_size;	   /* RAM for cached chunks, bytes */
+	char *cache_dir;	   /* owned; NULL = no local journal */
+	bool writeback;		   /* false: write-through (WCE=0, every write waits) */
+	unsigned flush_timeout_ms; /* SYNCHRONIZE CACHE / FUA wait before -ETIMEDOUT */
+	unsigned max_uploads;	   /* concurrent lower writes */
+	unsigned prefetch;	   /* chunks read ahead on a sequential stream */
+	unsigned writeback_age_ms; /* dirty data older than this is written back */
 };
 
 /* Counters (monotonic unless noted). */

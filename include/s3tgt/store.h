@@ -63,8 +63,8 @@ struct store_opt {
 };
 
 /*
- * A parsed LUN URI: scheme:path?opt=v&opt=v. `size`, `block_size` and `thin`
- * are common to every store and removed from opts; the rest are the store's.
+ * A parsed LUN URI: scheme:path?opt=v&opt=v. `size`, `block_size`, `thin`
+ * and `read_only` are common to every store and removed from opts; the rest are the store's.
  */
 struct store_params {
 	char *scheme;
@@ -72,6 +72,7 @@ struct store_params {
 	uint64_t size;	     /* bytes; 0 = not given (a store may then take an existing size) */
 	uint32_t block_size; /* 512 or 4096 */
 	bool thin;
+	bool read_only;	     /* the LU refuses writes: DATA PROTECT, WRITE PROTECTED */
 	struct store_opt *opts;
 	size_t nopts;
 };
@@ -115,6 +116,7 @@ struct store {
 	uint32_t block_size;
 	uint32_t caps;
 	bool thin;
+	bool read_only; /* from store_params: the SCSI layer write-protects the LU */
 	/* Optional hint for the Block Limits VPD: preferred I/O granularity in bytes (0 = none). */
 	uint32_t opt_io_bytes;
 };

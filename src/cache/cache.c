@@ -928,7 +928,8 @@ static void upload_write_done(struct store_io *lio)
 		e->jhdr_stale = true;
 		list_add_tail(c, e, L_CLEAN);
 		if (journal_queue(c, e, NULL, NULL, 0, 0, false, true) != 0) {
-			LOG_WARN(COMP, "%s: cannot journal clean chunk %" PRIu64
+			LOG_WARN(COMP,
+				 "%s: cannot journal clean chunk %" PRIu64
 				 " (it will be uploaded again after a restart)",
 				 c->lower->uri, e->idx);
 		}
@@ -1098,7 +1099,8 @@ static void check_syncs(struct cache *c)
 		*pp = w->next;
 		w->next = NULL;
 		/* The chunks are in the lower store; make them durable there too. */
-		w->lio = (struct store_io){.op = STORE_OP_FLUSH, .cb = flush_lower_done, .cb_arg = w};
+		w->lio =
+		    (struct store_io){.op = STORE_OP_FLUSH, .cb = flush_lower_done, .cb_arg = w};
 		rc = store_submit(c->lower, &w->lio);
 		if (rc) {
 			cio_put(w, rc);
@@ -1124,7 +1126,8 @@ static void sync_timeouts(struct cache *c, uint64_t now)
 		LOG_RATELIMIT(LOG_LEVEL_WARN, COMP,
 			      "%s: %s not stored in the lower store after %u ms (%" PRIu64
 			      " dirty chunks); failing it, the data stays in the cache",
-			      c->lower->uri, w->kind == CIO_FLUSH ? "SYNCHRONIZE CACHE" : "FUA write",
+			      c->lower->uri,
+			      w->kind == CIO_FLUSH ? "SYNCHRONIZE CACHE" : "FUA write",
 			      c->p.flush_timeout_ms, (uint64_t)c->ndirty_slots);
 		cio_put(w, -ETIMEDOUT);
 	}
@@ -1225,11 +1228,8 @@ static int range_forward(struct cache *c, struct cio *w, uint64_t off, uint64_t 
 	}
 	r->c = c;
 	r->w = w;
-	r->lio = (struct store_io){.op = w->io->op,
-				   .offset = off,
-				   .len = len,
-				   .cb = range_lower_done,
-				   .cb_arg = r};
+	r->lio = (struct store_io){
+	    .op = w->io->op, .offset = off, .len = len, .cb = range_lower_done, .cb_arg = r};
 	LOG_DEBUG(COMP, "%s: forward %s %" PRIu64 "+%" PRIu64, c->lower->uri,
 		  w->io->op == STORE_OP_UNMAP ? "UNMAP" : "WRITE ZEROES", off, len);
 	rc = store_submit(c->lower, &r->lio);
@@ -1726,11 +1726,13 @@ static void cache_close(struct store *st)
 	}
 	if (c->ndirty_slots) {
 		if (c->jfd >= 0) {
-			LOG_WARN(COMP, "%s: closing with %" PRIu32 " dirty chunks; they are kept in "
+			LOG_WARN(COMP,
+				 "%s: closing with %" PRIu32 " dirty chunks; they are kept in "
 				 "%s and uploaded at the next start",
 				 c->lower->uri, c->ndirty_slots, c->p.cache_dir);
 		} else {
-			LOG_ERR(COMP, "%s: closing with %" PRIu32 " dirty chunks not in the lower "
+			LOG_ERR(COMP,
+				"%s: closing with %" PRIu32 " dirty chunks not in the lower "
 				"store and no cache_dir: that data is lost (flush before close)",
 				c->lower->uri, c->ndirty_slots);
 		}
@@ -1797,9 +1799,8 @@ static const char *cache_volume_id(struct store *st)
 }
 
 static const char *const g_cache_options[] = {
-    "cache_size",    "cache_dir",     "writeback",	   "break_lease",
-    "flush_timeout", "cache_uploads", "cache_prefetch", "writeback_age",
-    NULL,
+    "cache_size",    "cache_dir",      "writeback",	"flush_timeout",
+    "cache_uploads", "cache_prefetch", "writeback_age", NULL,
 };
 
 const struct store_ops cache_store_ops = {
@@ -1909,8 +1910,7 @@ static int journal_create(struct cache *c, const char *path, char *err, size_t e
 	}
 	jhdr_build(c, h);
 	/* Fresh slot headers are zero: not "SLOT", so nothing to recover. */
-	if (ftruncate(c->jfd, 0) != 0 ||
-	    ftruncate(c->jfd, (off_t)slot_off(c, c->nslots)) != 0) {
+	if (ftruncate(c->jfd, 0) != 0 || ftruncate(c->jfd, (off_t)slot_off(c, c->nslots)) != 0) {
 		rc = -errno;
 	} else {
 		rc = pwrite_full(c->jfd, h, J_HDR_SIZE, 0);
@@ -2012,8 +2012,7 @@ static int journal_recover(struct cache *c, const char *path, char *err, size_t 
 				e->ndirty += bm_set(e->dirty, i, 1);
 			}
 		}
-		rc = pread_full(c->jfd, e->buf, chunk_len(c, e->idx),
-				slot_off(c, s) + c->slot_hdr);
+		rc = pread_full(c->jfd, e->buf, chunk_len(c, e->idx), slot_off(c, s) + c->slot_hdr);
 		if (rc) {
 			snprintf(err, errlen, "cache_dir: cannot read %s: %s", path, strerror(-rc));
 			goto out;
@@ -2135,26 +2134,30 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 		put_be32(h + J_OFF_CRC, 0);
 		if (memcmp(h, J_MAGIC, 8) != 0 || crc != crc32c(0, h, J_HDR_SIZE) ||
 		    vlen > J_VOL_MAX) {
-			snprintf(err, errlen,
-				 "cache_dir: %s is not an s3tgt cache file (bad magic or checksum); "
-				 "move it away if it holds nothing you need",
-				 path);
+			snprintf(
+			    err, errlen,
+			    "cache_dir: %s is not an s3tgt cache file (bad magic or checksum); "
+			    "move it away if it holds nothing you need",
+			    path);
 			rc = -EINVAL;
 			goto out;
 		}
 		if (get_be32(h + J_OFF_VERSION) != J_VERSION) {
-			snprintf(err, errlen, "cache_dir: %s has format version %u, this build "
-				 "reads version %u", path, get_be32(h + J_OFF_VERSION), J_VERSION);
+			snprintf(err, errlen,
+				 "cache_dir: %s has format version %u, this build "
+				 "reads version %u",
+				 path, get_be32(h + J_OFF_VERSION), J_VERSION);
 			rc = -EINVAL;
 			goto out;
 		}
 		memcpy(vol, h + J_OFF_VOL, vlen);
 		vol[vlen] = '\0';
 		if (strcmp(vol, c->vol_id) != 0) {
-			snprintf(err, errlen,
-				 "cache_dir: %s belongs to volume '%s', but this LUN is volume '%s'; "
-				 "give each volume its own cache_dir",
-				 c->p.cache_dir, vol, c->vol_id);
+			snprintf(
+			    err, errlen,
+			    "cache_dir: %s belongs to volume '%s', but this LUN is volume '%s'; "
+			    "give each volume its own cache_dir",
+			    c->p.cache_dir, vol, c->vol_id);
 			rc = -EINVAL;
 			goto out;
 		}
@@ -2168,7 +2171,8 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 			probe.chunk = get_be32(h + J_OFF_CHUNK);
 			probe.nslots = get_be32(h + J_OFF_NSLOTS);
 			probe.slot_hdr = get_be32(h + J_OFF_SLOTHDR);
-			for (uint32_t s = 0; s < probe.nslots && probe.slot_hdr >= S_OFF_BITMAP; s++) {
+			for (uint32_t s = 0; s < probe.nslots && probe.slot_hdr >= S_OFF_BITMAP;
+			     s++) {
 				uint8_t sh[S_OFF_BITMAP];
 
 				if (pread_full(c->jfd, sh, sizeof(sh), slot_off(&probe, s)) != 0) {
@@ -2177,7 +2181,8 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 				if (get_be32(sh) == S_MAGIC && get_be32(sh + S_OFF_STATE) == 1) {
 					snprintf(err, errlen,
 						 "cache_dir: %s holds unstored data laid out for "
-						 "cache_size=%" PRIu64 " (chunk %u, block %u); restart "
+						 "cache_size=%" PRIu64
+						 " (chunk %u, block %u); restart "
 						 "with that cache_size so it can be uploaded",
 						 path, (uint64_t)probe.nslots * probe.chunk,
 						 probe.chunk, probe.bs);
@@ -2278,6 +2283,7 @@ int cache_store_wrap(struct store *lower, const struct cache_params *p, struct s
 	st->size = lower->size;
 	st->block_size = lower->block_size;
 	st->thin = lower->thin;
+	st->read_only = lower->read_only;
 	st->opt_io_bytes = lower->opt_io_bytes;
 	st->caps = lower->caps & (STORE_CAP_UNMAP | STORE_CAP_LBA_STATUS);
 	if (p->writeback) {

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "s3tgt/cache.h"
 #include "s3tgt/core.h"
@@ -16,8 +19,8 @@
 #include "cache_internal.h"
 
 static const char *const g_opts[] = {
-    "cache_size",    "cache_dir",     "writeback",	   "break_lease",
-    "flush_timeout", "cache_uploads", "cache_prefetch", "writeback_age",
+    "cache_size",    "cache_dir",      "writeback",	"flush_timeout",
+    "cache_uploads", "cache_prefetch", "writeback_age",
 };
 
 bool cache_is_option(const char *key)
@@ -46,8 +49,9 @@ static int parse_uint(const char *key, const char *v, uint64_t min, uint64_t max
 	uint64_t x;
 
 	if (parse_u64(v, min, max, &x) != 0) {
-		snprintf(err, errlen, "%s: expected a whole number from %" PRIu64 " to %" PRIu64
-			 ", got '%s'", key, min, max, v);
+		snprintf(err, errlen,
+			 "%s: expected a whole number from %" PRIu64 " to %" PRIu64 ", got '%s'",
+			 key, min, max, v);
 		return -EINVAL;
 	}
 	*out = (unsigned)x;
@@ -78,14 +82,14 @@ int cache_params_from_opts(const struct store_opt *opts, size_t nopts, struct ca
 		if (strcmp(k, "cache_size") == 0) {
 			rc = parse_size(v, &cp->cache_size);
 			if (rc || cp->cache_size == 0) {
-				snprintf(err, errlen, "cache_size: expected a size like 1G, got '%s'",
-					 v);
+				snprintf(err, errlen,
+					 "cache_size: expected a size like 1G, got '%s'", v);
 				rc = -EINVAL;
 			}
 		} else if (strcmp(k, "cache_dir") == 0) {
 			if (v[0] != '/') {
-				snprintf(err, errlen, "cache_dir: must be an absolute path, got '%s'",
-					 v);
+				snprintf(err, errlen,
+					 "cache_dir: must be an absolute path, got '%s'", v);
 				rc = -EINVAL;
 			} else {
 				free(cp->cache_dir);
@@ -94,8 +98,6 @@ int cache_params_from_opts(const struct store_opt *opts, size_t nopts, struct ca
 			}
 		} else if (strcmp(k, "writeback") == 0) {
 			rc = parse_bool(k, v, &cp->writeback, err, errlen);
-		} else if (strcmp(k, "break_lease") == 0) {
-			rc = parse_bool(k, v, &cp->break_lease, err, errlen);
 		} else if (strcmp(k, "flush_timeout") == 0) {
 			rc = parse_uint(k, v, 1, 3600, &secs, err, errlen);
 			cp->flush_timeout_ms = secs * 1000u;
@@ -196,6 +198,93 @@ static char *lower_uri(const char *uri)
 	return out;
 }
 
+#define HOLDER_FILE "holder-id"
+#define HOLDER_LEN 32
+
+/*
+ * The lease holder id of this cache_dir (created on first use): a daemon
+ * restarted with the same cache_dir is the same writer and takes its lease back.
+ */
+static int holder_id(const char *dir, char *id, size_t idlen, char *err, size_t errlen)
+{
+	char path[4096];
+	FILE *f;
+	int rc;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		rc = -errno;
+		snprintf(err, errlen, "cache_dir: cannot create %s: %s", dir, strerror(errno));
+		return rc;
+	}
+	rc = snprintf(path, sizeof(path), "%s/" HOLDER_FILE, dir);
+	if (rc < 0 || (size_t)rc >= sizeof(path)) {
+		snprintf(err, errlen, "cache_dir: path too long");
+		return -ENAMETOOLONG;
+	}
+	f = fopen(path, "re");
+	if (f) {
+		bool ok = fgets(id, (int)idlen, f) != NULL;
+
+		fclose(f);
+		id[strcspn(id, "\n")] = '\0';
+		if (ok && strlen(id) == HOLDER_LEN &&
+		    strspn(id, "0123456789abcdef") == HOLDER_LEN) {
+			return 0;
+		}
+		snprintf(err, errlen,
+			 "cache_dir: %s is damaged; delete it (the next start then "
+			 "needs break_lease=1)",
+			 path);
+		return -EINVAL;
+	}
+	{
+		uint8_t u[HOLDER_LEN / 2];
+		char tmp[4096 + 8];
+
+		if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u)) {
+			snprintf(err, errlen, "cannot make a lease holder id");
+			return -EIO;
+		}
+		for (size_t i = 0; i < sizeof(u); i++) {
+			snprintf(id + 2 * i, 3, "%02x", u[i]);
+		}
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		f = fopen(tmp, "we");
+		if (!f || fprintf(f, "%s\n", id) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+			rc = -errno;
+			if (f) {
+				fclose(f);
+			}
+			snprintf(err, errlen, "cache_dir: cannot write %s: %s", tmp, strerror(-rc));
+			return rc;
+		}
+		fclose(f);
+		if (rename(tmp, path) != 0) {
+			rc = -errno;
+			snprintf(err, errlen, "cache_dir: cannot create %s: %s", path,
+				 strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* Does the lower store of uri take a lease_holder option it was not given? */
+static bool wants_holder(const struct store_params *p)
+{
+	const struct store_ops *ops = store_ops_find(p->scheme);
+
+	if (!ops || !ops->options || store_param_get(p, "lease_holder")) {
+		return false;
+	}
+	for (const char *const *o = ops->options; *o; o++) {
+		if (strcmp(*o, "lease_holder") == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
 int cache_store_open_uri(const char *uri, struct reactor *r, struct store **out, char *err,
 			 size_t errlen)
 {
@@ -212,11 +301,12 @@ int cache_store_open_uri(const char *uri, struct reactor *r, struct store **out,
 		return rc;
 	}
 	rc = cache_params_from_opts(p.opts, p.nopts, &cp, &any, err, errlen);
-	store_params_fini(&p);
 	if (rc) {
+		store_params_fini(&p);
 		return rc;
 	}
 	if (!any) {
+		store_params_fini(&p);
 		return store_open_uri(uri, r, out, err, errlen);
 	}
 	luri = lower_uri(uri);
@@ -225,6 +315,22 @@ int cache_store_open_uri(const char *uri, struct reactor *r, struct store **out,
 		snprintf(err, errlen, "out of memory");
 		rc = -ENOMEM;
 		goto out;
+	}
+	if (cp.cache_dir && wants_holder(&p)) {
+		char id[HOLDER_LEN + 2];
+		size_t n = strlen(luri);
+		char *l2 = malloc(n + sizeof("&lease_holder=") + HOLDER_LEN);
+
+		rc = holder_id(cp.cache_dir, id, sizeof(id), err, errlen);
+		if (rc || !l2) {
+			free(l2);
+			rc = rc ? rc : -ENOMEM;
+			goto out;
+		}
+		snprintf(l2, n + sizeof("&lease_holder=") + HOLDER_LEN, "%s%slease_holder=%s", luri,
+			 strchr(luri, '?') ? "&" : "?", id);
+		free(luri);
+		luri = l2;
 	}
 	rc = store_open_uri(luri, r, &lower, err, errlen);
 	if (rc) {
@@ -238,6 +344,7 @@ int cache_store_open_uri(const char *uri, struct reactor *r, struct store **out,
 	(*out)->uri = own;
 	own = NULL;
 out:
+	store_params_fini(&p);
 	free(own);
 	free(luri);
 	cache_params_fini(&cp);

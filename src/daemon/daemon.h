@@ -1,6 +1,6 @@
 /*
- * daemon.h - s3tgtd configuration: what the JSON file or the quick-mode
- * command line describe, before anything is opened.
+ * daemon.h - s3tgtd quick-mode configuration: what the command line
+ * describes, before anything is opened (--config files: s3tgt/mgmt.h).
  */
 #ifndef S3TGT_DAEMON_H
 #define S3TGT_DAEMON_H
@@ -28,8 +28,6 @@ struct daemon_config {
 	char *state_dir;
 };
 
-/* Load a JSON config file; on error -errno and a message naming the field path. */
-int daemon_config_load(const char *path, struct daemon_config *cfg, char *err, size_t errlen);
 int daemon_config_add_portal(struct daemon_config *cfg, const char *hostport);
 int daemon_config_add_target(struct daemon_config *cfg, const char *name, const char *alias);
 /* Adds "N=URI" to the last target. */

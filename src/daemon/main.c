@@ -1,8 +1,10 @@
 /*
  * main.c - s3tgtd: the iSCSI target daemon.
  *
- *   parse options/config --> open stores, build SCSI targets --> listen
- *   --> reactor_run  ...  SIGTERM/SIGINT (signalfd on the reactor)
+ *   parse options --> load --config FILE into the management state (targets,
+ *   LUNs, ACLs, CHAP) or build the quick-mode targets --> listen --> start the
+ *   management API --> reactor_run  ...  SIGTERM/SIGINT (signalfd)
+ *   --> API shutdown (finish requests in progress, close the socket)
  *   --> server shutdown (stop accepting, finish in-flight commands, close)
  *   --> STORE_OP_FLUSH on every LU --> reactor_stop --> free --> exit 0
  */
@@ -17,22 +19,25 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "daemon.h"
 #include "s3tgt/core.h"
 #include "s3tgt/iscsi.h"
 #include "s3tgt/log.h"
+#include "s3tgt/mgmt.h"
 #include "s3tgt/scsi.h"
 #include "s3tgt/store.h"
 
 #define S3TGT_VERSION "0.1.0"
+#define DEFAULT_PORTAL "0.0.0.0:3260" /* RFC 7143 13.x: the well-known iSCSI port */
 
 struct daemon {
 	struct reactor *r;
 	struct iscsi_server *srv;
-	struct scsi_target **targets;
-	size_t ntargets;
+	struct mgmt_state *state;
+	struct mgmt_server *api;
 	int sfd;
 	unsigned flushes;
 	int exit_code;
@@ -41,126 +46,30 @@ struct daemon {
 
 static void usage(FILE *f)
 {
+	char sock[256];
+
 	fprintf(f,
-		"usage: s3tgtd --config FILE\n"
+		"usage: s3tgtd --config FILE [--listen HOST:PORT] [--api-socket PATH]\n"
 		"       s3tgtd --listen HOST:PORT [--listen [::1]:PORT] --target IQN\n"
 		"              --lun N=URI [--lun N=URI ...] [--target IQN --lun ...]\n"
-		"              [--state-dir DIR]\n"
+		"              [--state-dir DIR] [--api-socket PATH]\n"
 		"options:\n"
-		"  --config FILE        JSON configuration (see examples/)\n"
-		"  --listen HOST:PORT   portal to listen on (repeatable; IPv6 in brackets)\n"
+		"  --config FILE        JSON configuration (docs/MGMT-API.md); a missing FILE\n"
+		"                       starts empty and is written on the first API change\n"
+		"  --listen HOST:PORT   portal to listen on (repeatable; IPv6 in brackets);\n"
+		"                       overrides the portals of FILE (default " DEFAULT_PORTAL ")\n"
 		"  --target IQN         add a target; the --lun options after it belong to it\n"
 		"  --alias NAME         TargetAlias of the last --target\n"
 		"  --lun N=URI          LUN N backed by URI (ram:?size=1G, file:/path?size=10G)\n"
 		"  --state-dir DIR      where persistent reservations are kept\n"
+		"  --api-socket PATH    management API socket (default with --config: %s)\n"
+		"  --api-listen H:P     also serve the API over TCP (needs --api-token-file)\n"
+		"  --api-token-file F   bearer token for --api-listen (first line of F)\n"
+		"  --no-api             no management API\n"
 		"  --log-level LEVEL    err, warn, info (default) or debug\n"
 		"  --debug COMPONENTS   debug output for e.g. iscsi,scsi,store or all\n"
-		"  --help, --version\n");
-}
-
-/* FNV-1a 64: stable serial numbers and NAA ids from target name + LUN. */
-static uint64_t fnv1a(const char *s, uint64_t lun)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s; s++) {
-		h ^= (uint8_t)*s;
-		h *= 0x100000001b3ull;
-	}
-	for (int i = 0; i < 8; i++) {
-		h ^= (uint8_t)(lun >> (8 * i));
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-/* A file: LUN's directory must exist (we create the image, not its path). */
-static int check_file_dir(const char *uri, char *err, size_t errlen)
-{
-	char path[4096];
-	const char *p = uri + 5, *q = strchr(p, '?');
-	size_t n = q ? (size_t)(q - p) : strlen(p);
-	struct stat sb;
-
-	if (n == 0 || n >= sizeof(path)) {
-		return 0; /* the store reports a bad path itself */
-	}
-	memcpy(path, p, n);
-	path[n] = '\0';
-	if (stat(dirname(path), &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-		snprintf(err, errlen, "%s: the directory of the image file does not exist", uri);
-		return -ENOENT;
-	}
-	return 0;
-}
-
-static int build_target(struct daemon *d, const struct daemon_config *cfg,
-			const struct daemon_target *dt, struct scsi_target **out)
-{
-	struct scsi_target *t = NULL;
-	char err[512];
-	int rc;
-
-	rc = scsi_target_create(dt->name, &t);
-	if (rc < 0) {
-		fprintf(stderr, "s3tgtd: target %s: %s\n", dt->name, strerror(-rc));
-		return rc;
-	}
-	for (size_t i = 0; i < dt->nluns; i++) {
-		const struct daemon_lun *dl = &dt->luns[i];
-		struct store *st = NULL;
-		struct scsi_lu *lu = NULL;
-		char serial[32], pr_path[4096];
-		uint64_t h = fnv1a(dt->name, dl->lun);
-		struct scsi_lu_params p = { 0 };
-
-		err[0] = '\0';
-		if (strncmp(dl->uri, "file:", 5) == 0 &&
-		    (rc = check_file_dir(dl->uri, err, sizeof(err))) < 0) {
-			fprintf(stderr, "s3tgtd: %s LUN %llu: %s\n", dt->name,
-				(unsigned long long)dl->lun, err);
-			goto err;
-		}
-		rc = store_open_uri(dl->uri, d->r, &st, err, sizeof(err));
-		if (rc < 0) {
-			fprintf(stderr, "s3tgtd: %s LUN %llu: %s\n", dt->name,
-				(unsigned long long)dl->lun, err[0] ? err : strerror(-rc));
-			goto err;
-		}
-		snprintf(serial, sizeof(serial), "%016llx", (unsigned long long)h);
-		p.serial = serial;
-		/* SPC-4 7.8.6.6.4: NAA 3 = locally assigned, 60 bits of ours. */
-		p.naa_id = (3ull << 60) | (h & 0x0fffffffffffffffull);
-		if (cfg->state_dir) {
-			int n = snprintf(pr_path, sizeof(pr_path), "%s/%016llx.pr", cfg->state_dir,
-					 (unsigned long long)h);
-			if (n < 0 || (size_t)n >= sizeof(pr_path)) {
-				store_close(st);
-				rc = -ENAMETOOLONG;
-				goto err;
-			}
-			p.pr_path = pr_path;
-		}
-		rc = scsi_lu_create(st, &p, &lu);
-		if (rc < 0) {
-			fprintf(stderr, "s3tgtd: %s LUN %llu: %s\n", dt->name,
-				(unsigned long long)dl->lun, strerror(-rc));
-			store_close(st);
-			goto err;
-		}
-		rc = scsi_target_add_lu(t, dl->lun, lu);
-		if (rc < 0) {
-			fprintf(stderr, "s3tgtd: %s LUN %llu: %s\n", dt->name,
-				(unsigned long long)dl->lun, strerror(-rc));
-			scsi_lu_destroy(lu);
-			goto err;
-		}
-	}
-	*out = t;
-	return 0;
-err:
-	scsi_target_destroy(t);
-	return rc;
+		"  --help, --version\n",
+		mgmt_default_socket(sock, sizeof(sock)));
 }
 
 static void flush_done(struct store_io *io)
@@ -177,35 +86,44 @@ static void flush_done(struct store_io *io)
 	}
 }
 
+static void flush_lu(struct scsi_lu *lu, void *arg)
+{
+	struct daemon *d = arg;
+	struct store_io *io = calloc(1, sizeof(*io));
+
+	if (!io) {
+		d->exit_code = 1;
+		return;
+	}
+	io->op = STORE_OP_FLUSH;
+	io->cb = flush_done;
+	io->cb_arg = d;
+	d->flushes++;
+	if (store_submit(scsi_lu_store(lu), io) < 0) {
+		d->flushes--;
+		free(io);
+	}
+}
+
 /* Every connection is closed: make every store durable, then stop. */
 static void server_stopped(void *arg)
 {
 	struct daemon *d = arg;
 
 	d->flushes = 1;
-	for (size_t i = 0; i < d->ntargets; i++) {
-		uint64_t luns[256];
-		size_t n = scsi_target_luns(d->targets[i], luns, 256);
-		for (size_t j = 0; j < n && j < 256; j++) {
-			struct scsi_lu *lu = scsi_target_get_lu(d->targets[i], luns[j]);
-			struct store_io *io = calloc(1, sizeof(*io));
-			if (!lu || !io) {
-				free(io);
-				continue;
-			}
-			io->op = STORE_OP_FLUSH;
-			io->cb = flush_done;
-			io->cb_arg = d;
-			d->flushes++;
-			if (store_submit(scsi_lu_store(lu), io) < 0) {
-				d->flushes--;
-				free(io);
-			}
-		}
-	}
+	mgmt_state_foreach_lu(d->state, flush_lu, d);
 	if (--d->flushes == 0) {
 		reactor_stop(d->r);
 	}
+}
+
+/* The API has answered what was in progress and is closed: now the iSCSI side. */
+static void api_stopped(void *arg)
+{
+	struct daemon *d = arg;
+
+	d->api = NULL;
+	iscsi_server_shutdown(d->srv, server_stopped, d);
 }
 
 static void signal_event(void *arg, uint32_t events)
@@ -223,7 +141,11 @@ static void signal_event(void *arg, uint32_t events)
 	}
 	d->stopping = true;
 	LOG_INFO("daemon", "signal %u: shutting down", si.ssi_signo);
-	iscsi_server_shutdown(d->srv, server_stopped, d);
+	if (d->api) {
+		mgmt_server_shutdown(d->api, api_stopped, d);
+	} else {
+		iscsi_server_shutdown(d->srv, server_stopped, d);
+	}
 }
 
 static int parse_level(const char *s, enum log_level *out)
@@ -239,6 +161,46 @@ static int parse_level(const char *s, enum log_level *out)
 	return -EINVAL;
 }
 
+static void print_url(const char *url, void *arg)
+{
+	printf("%s\n", url);
+}
+
+/* The bearer token is the first line of a file (kept out of argv and ps). */
+static int read_token(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	int rc = -EINVAL;
+
+	if (!f) {
+		return -errno;
+	}
+	if (fgets(buf, (int)len, f)) {
+		buf[strcspn(buf, "\r\n")] = '\0';
+		rc = buf[0] ? 0 : -EINVAL;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* The default socket's directory (/run/s3tgt): private to the daemon's user. */
+static void make_parent_dir(const char *path)
+{
+	char dir[256];
+	char *slash;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir)) {
+		return;
+	}
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			LOG_DEBUG("daemon", "mkdir %s: %s", dir, strerror(errno));
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -248,6 +210,10 @@ int main(int argc, char **argv)
 		{ "alias", required_argument, NULL, 'a' },
 		{ "lun", required_argument, NULL, 'u' },
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "api-socket", required_argument, NULL, 'S' },
+		{ "api-listen", required_argument, NULL, 'P' },
+		{ "api-token-file", required_argument, NULL, 'T' },
+		{ "no-api", no_argument, NULL, 'N' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "debug", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -256,8 +222,11 @@ int main(int argc, char **argv)
 	};
 	struct daemon_config cfg = { 0 };
 	struct daemon d = { .sfd = -1 };
-	const char *config = NULL;
-	char err[512];
+	const char *config = NULL, *api_socket = NULL, *api_listen = NULL, *token_file = NULL;
+	struct mgmt_state_opts so = { 0 };
+	struct mgmt_server_opts ao = { 0 };
+	char err[512], sockbuf[256], token[512] = "";
+	bool no_api = false;
 	enum log_level lvl;
 	sigset_t mask;
 	bool quick = false;
@@ -278,7 +247,6 @@ int main(int argc, char **argv)
 			config = optarg;
 			break;
 		case 'l':
-			quick = true;
 			if (daemon_config_add_portal(&cfg, optarg) < 0) {
 				goto out;
 			}
@@ -307,6 +275,18 @@ int main(int argc, char **argv)
 		case 's':
 			free(cfg.state_dir);
 			cfg.state_dir = strdup(optarg);
+			break;
+		case 'S':
+			api_socket = optarg;
+			break;
+		case 'P':
+			api_listen = optarg;
+			break;
+		case 'T':
+			token_file = optarg;
+			break;
+		case 'N':
+			no_api = true;
 			break;
 		case 'L':
 			if (parse_level(optarg, &lvl) < 0) {
@@ -338,7 +318,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (config && quick) {
-		fprintf(stderr, "s3tgtd: --config and --listen/--target/--lun exclude each other\n");
+		fprintf(stderr, "s3tgtd: --config and --target/--lun exclude each other\n");
 		rc = 2;
 		goto out;
 	}
@@ -347,38 +327,20 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (config && daemon_config_load(config, &cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "s3tgtd: %s: %s\n", config, err);
+	if (quick && daemon_config_validate(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "s3tgtd: %s\n", err);
 		goto out;
 	}
-	if (daemon_config_validate(&cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "s3tgtd: %s%s%s\n", config ? config : "", config ? ": " : "", err);
+	if (api_listen && (!token_file || read_token(token_file, token, sizeof(token)) < 0)) {
+		fprintf(stderr, "s3tgtd: --api-listen needs --api-token-file with a token\n");
 		goto out;
 	}
 	if (reactor_create(&d.r) < 0 || iscsi_server_create(d.r, &d.srv) < 0) {
 		fprintf(stderr, "s3tgtd: out of memory\n");
 		goto out;
 	}
-	d.targets = calloc(cfg.ntargets, sizeof(*d.targets));
-	if (!d.targets) {
-		goto out;
-	}
-	for (size_t i = 0; i < cfg.ntargets; i++) {
-		if (build_target(&d, &cfg, &cfg.targets[i], &d.targets[i]) < 0) {
-			goto out;
-		}
-		d.ntargets++;
-		if (iscsi_server_add_target(d.srv, d.targets[i], cfg.targets[i].alias, NULL) < 0) {
-			fprintf(stderr, "s3tgtd: target %s: cannot add\n", cfg.targets[i].name);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < cfg.nportals; i++) {
-		if (iscsi_server_add_portal(d.srv, cfg.portals[i], 1, err, sizeof(err)) < 0) {
-			fprintf(stderr, "s3tgtd: listen %s\n", err);
-			goto out;
-		}
-	}
+	/* Before any thread exists (thread pools, the API's), so every thread inherits
+	 * the blocked mask and SIGTERM reaches only the signalfd. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -389,23 +351,74 @@ int main(int argc, char **argv)
 		fprintf(stderr, "s3tgtd: signalfd: %s\n", strerror(errno));
 		goto out;
 	}
+	so.r = d.r;
+	so.srv = d.srv;
+	so.config_path = config;
+	so.state_dir = cfg.state_dir;
+	so.version = S3TGT_VERSION;
+	if (mgmt_state_create(&so, &d.state) < 0) {
+		fprintf(stderr, "s3tgtd: out of memory\n");
+		goto out;
+	}
+	/* --listen overrides the portals of the file. */
+	if (mgmt_state_load(d.state, cfg.nportals > 0, err, sizeof(err)) < 0) {
+		fprintf(stderr, "s3tgtd: %s: %s\n", config, err);
+		goto out;
+	}
 	for (size_t i = 0; i < cfg.ntargets; i++) {
-		for (size_t p = 0; p < cfg.nportals; p++) {
-			for (size_t l = 0; l < cfg.targets[i].nluns; l++) {
-				printf("iscsi://%s/%s/%llu\n", cfg.portals[p], cfg.targets[i].name,
-				       (unsigned long long)cfg.targets[i].luns[l].lun);
+		const struct daemon_target *t = &cfg.targets[i];
+		if (mgmt_state_add_target(d.state, t->name, t->alias, err, sizeof(err)) < 0) {
+			fprintf(stderr, "s3tgtd: target %s: %s\n", t->name, err);
+			goto out;
+		}
+		for (size_t l = 0; l < t->nluns; l++) {
+			if (mgmt_state_add_lun(d.state, t->name, t->luns[l].lun, t->luns[l].uri, err,
+					       sizeof(err)) < 0) {
+				fprintf(stderr, "s3tgtd: %s LUN %llu: %s\n", t->name,
+					(unsigned long long)t->luns[l].lun, err);
+				goto out;
 			}
 		}
 	}
+	for (size_t i = 0; i < cfg.nportals; i++) {
+		if (mgmt_state_add_portal(d.state, cfg.portals[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "s3tgtd: listen %s\n", err);
+			goto out;
+		}
+	}
+	if (iscsi_server_list_portals(d.srv, NULL, 0) == 0 &&
+	    mgmt_state_add_portal(d.state, DEFAULT_PORTAL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "s3tgtd: listen %s\n", err);
+		goto out;
+	}
+	if (!no_api && (api_socket || api_listen || config)) {
+		bool dflt = !api_socket;
+		ao.socket_path = api_socket ? api_socket : mgmt_default_socket(sockbuf, sizeof(sockbuf));
+		ao.tcp_listen = api_listen;
+		ao.token = token[0] ? token : NULL;
+		if (dflt) {
+			make_parent_dir(ao.socket_path);
+		}
+		if (mgmt_server_start(d.state, &ao, &d.api, err, sizeof(err)) < 0) {
+			if (!dflt || api_listen) {
+				fprintf(stderr, "s3tgtd: %s\n", err);
+				goto out;
+			}
+			LOG_WARN("daemon", "no management API: %s (use --api-socket PATH)", err);
+		}
+	}
+	size_t nurls = mgmt_state_print_urls(d.state, print_url, NULL);
 	fflush(stdout);
-	LOG_INFO("daemon", "s3tgtd %s ready: %zu target(s), %zu portal(s)", S3TGT_VERSION,
-		 cfg.ntargets, cfg.nportals);
+	LOG_INFO("daemon", "s3tgtd %s ready: %zu LUN URL(s)", S3TGT_VERSION, nurls);
 	d.exit_code = 0;
 	if (reactor_run(d.r) < 0) {
 		d.exit_code = 1;
 	}
 	rc = d.exit_code;
 out:
+	explicit_bzero(token, sizeof(token));
+	mgmt_server_destroy(d.api);
+	mgmt_state_destroy(d.state);
 	iscsi_server_destroy(d.srv);
 	if (d.sfd >= 0) {
 		if (d.r) {
@@ -413,10 +426,6 @@ out:
 		}
 		close(d.sfd);
 	}
-	for (size_t i = 0; i < d.ntargets; i++) {
-		scsi_target_destroy(d.targets[i]);
-	}
-	free(d.targets);
 	reactor_destroy(d.r);
 	daemon_config_fini(&cfg);
 	return rc;

@@ -365,10 +365,6 @@ static int rx_pdu(void *arg, struct iscsi_rx *rx)
 	if (c->state == ISCSI_CONN_LOGIN) {
 		return iscsi_login_rx(c, rx->bhs, c->dbuf, rx->data_len);
 	}
-	if (rx->data_digest_bad) {
-		/* 7.8: at ERL 0 a data digest error ends the connection's tasks anyway. */
-		return -EBADMSG;
-	}
 	return iscsi_session_pdu(c, rx);
 }
 

@@ -317,6 +317,7 @@ int iscsi_text_number(const char *s, uint64_t *out);
 enum iscsi_neg_result {
 	ISCSI_NEG_OK,		/* answered (or declarative: nothing to answer) */
 	ISCSI_NEG_UNKNOWN,	/* not an operational key this function knows */
+	ISCSI_NEG_BAD_DECLARATION, /* a declarative key's value is invalid (answered Reject) */
 };
 /*
  * Negotiate one operational key: update p and append the answer to out
@@ -467,6 +468,7 @@ struct iscsi_login {
 	char initiator_name[ISCSI_NAME_MAX + 1];
 	char target_name[ISCSI_NAME_MAX + 1];
 	struct iscsi_tgt *tgt;
+	struct iscsi_chap *chap; /* CHAP exchange in progress (chap.c), NULL otherwise */
 	char *text;	  /* accumulated keys of a C-bit login request */
 	size_t text_len;
 	uint16_t fail_status;
@@ -556,9 +558,14 @@ void iscsi_login_fini(struct iscsi_login *l);
 
 /* text.c: Text Request in full feature phase (SendTargets) */
 int iscsi_text_rx(struct iscsi_conn *c, const uint8_t *bhs, uint8_t *data, uint32_t len);
-/* SendTargets answer for `which` ("All", a name, or "" = this session's target). */
+/*
+ * SendTargets answer for `which` ("All", a name, or "" = this session's
+ * target). Targets whose ACL does not admit viewer's initiator are left out
+ * (issue 4: invisible to others); viewer NULL lists every target.
+ */
 int iscsi_send_targets(struct iscsi_server *srv, const char *local, uint16_t tpgt,
-		       const char *which, struct iscsi_tgt *only, struct iscsi_text_out *out);
+		       const char *which, struct iscsi_tgt *only, struct iscsi_conn *viewer,
+		       struct iscsi_text_out *out);
 
 /* session.c */
 int iscsi_session_create(struct iscsi_conn *c);

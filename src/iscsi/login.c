@@ -8,26 +8,41 @@
  *
  * A request with the C bit only accumulates keys (answered by an empty
  * response, 11.12.2). The security stage runs the target's authentication
- * step (auth_step()): AuthMethod=None today; a CHAP exchange slots in there
- * and keeps `authenticated` false until it has verified the response, which
- * blocks every transit out of the security stage.
+ * step (auth_step()): a target with a CHAP account offers only CHAP and runs
+ * the exchange of chap.c; otherwise only None is offered. `authenticated`
+ * stays false until CHAP verified the response, which blocks every transit
+ * (also a login that skips the security stage, RFC 7143 6.3). A normal
+ * session to a target whose ACL does not admit the initiator (name, source
+ * address) is refused with 0x0202 before any authentication.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
+#include "chap.h"
 #include "iscsi_internal.h"
 #include "s3tgt/log.h"
 
 #define LOGIN_RSP_MAX 8192 /* the initiator's MaxRecvDataSegmentLength during login (13.12) */
 #define LOGIN_KV_MAX 128
 
-void iscsi_login_fini(struct iscsi_login *l)
+static void free_text(struct iscsi_login *l)
 {
 	free(l->text);
 	l->text = NULL;
 	l->text_len = 0;
+}
+
+void iscsi_login_fini(struct iscsi_login *l)
+{
+	free_text(l);
+	if (l->chap) {
+		iscsi_chap_fini(l->chap); /* wipes the copied secrets */
+		free(l->chap);
+		l->chap = NULL;
+	}
 }
 
 static bool list_has(const char *list, const char *item)
@@ -49,29 +64,90 @@ static bool list_has(const char *list, const char *item)
 	return false;
 }
 
+static uint16_t chap_status(struct iscsi_conn *c, enum iscsi_chap_result r)
+{
+	struct iscsi_login *l = &c->login;
+
+	switch (r) {
+	case ISCSI_CHAP_CONTINUE:
+		return ISCSI_LOGIN_OK;
+	case ISCSI_CHAP_SUCCESS:
+		l->authenticated = true;
+		LOG_INFO("iscsi", "%s: %s authenticated by CHAP for %s", c->peer,
+			 l->initiator_name, l->target_name);
+		return ISCSI_LOGIN_OK;
+	case ISCSI_CHAP_AUTH_FAIL:
+		/* 11.13.5: authentication failure; the reason never holds a secret. */
+		LOG_WARN("iscsi", "%s: CHAP of %s to %s failed: %s", c->peer, l->initiator_name,
+			 l->target_name, l->chap->why);
+		return ISCSI_LOGIN_AUTH_FAILED;
+	case ISCSI_CHAP_INITIATOR_ERROR:
+		LOG_WARN("iscsi", "%s: CHAP of %s to %s: %s", c->peer, l->initiator_name,
+			 l->target_name, l->chap->why);
+		return ISCSI_LOGIN_INITIATOR_ERROR;
+	case ISCSI_CHAP_TARGET_ERROR:
+		break;
+	}
+	LOG_ERR("iscsi", "%s: CHAP: %s", c->peer, l->chap->why);
+	return ISCSI_LOGIN_TARGET_ERROR;
+}
+
 /*
  * The authentication step of the security stage. Returns a login status;
  * sets l->authenticated once the initiator may leave the security stage.
+ * Offers only what the target is configured for (issue 4): CHAP when it has
+ * a CHAP account, else None. Discovery sessions need no authentication.
  */
 static uint16_t auth_step(struct iscsi_conn *c, const char *auth_methods,
-			  struct iscsi_text_out *out)
+			  const struct iscsi_kv *kv, int n, struct iscsi_text_out *out)
 {
 	struct iscsi_login *l = &c->login;
-	enum iscsi_auth_method need = l->tgt ? l->tgt->auth.method : ISCSI_AUTH_NONE;
+	const struct iscsi_chap_config *chap =
+		(l->tgt && !l->discovery) ? iscsi_target_chap(c->srv, l->target_name) : NULL;
+	bool chap_keys = false;
 
+	for (int i = 0; i < n; i++) {
+		chap_keys |= strncmp(kv[i].key, "CHAP_", 5) == 0;
+	}
+	if (l->chap) {
+		if (auth_methods) {
+			/* 6.2: AuthMethod is negotiated once. */
+			return ISCSI_LOGIN_INITIATOR_ERROR;
+		}
+		if (iscsi_chap_is_done(l->chap) && !chap_keys) {
+			return ISCSI_LOGIN_OK;
+		}
+		return chap_status(c, iscsi_chap_step(l->chap, kv, (size_t)n, out));
+	}
+	if (chap_keys) {
+		/* No CHAP exchange was selected: these keys are out of place. */
+		return ISCSI_LOGIN_INITIATOR_ERROR;
+	}
 	if (!auth_methods) {
 		/* Not offered: the default is None (13.x), fine if we need nothing. */
-		if (need == ISCSI_AUTH_NONE) {
+		if (!chap) {
 			l->authenticated = true;
 		}
 		return ISCSI_LOGIN_OK;
 	}
-	if (need == ISCSI_AUTH_NONE && list_has(auth_methods, "None")) {
+	if (!chap && list_has(auth_methods, "None")) {
 		iscsi_text_add(out, "AuthMethod", "None");
 		l->authenticated = true;
 		return ISCSI_LOGIN_OK;
 	}
+	if (chap && list_has(auth_methods, "CHAP")) {
+		l->chap = calloc(1, sizeof(*l->chap));
+		if (!l->chap) {
+			return ISCSI_LOGIN_OUT_OF_RESOURCES;
+		}
+		iscsi_chap_start(l->chap, chap);
+		iscsi_text_add(out, "AuthMethod", "CHAP");
+		/* CHAP_A may ride along with AuthMethod (12.1.3). */
+		return chap_status(c, iscsi_chap_step(l->chap, kv, (size_t)n, out));
+	}
 	iscsi_text_add(out, "AuthMethod", "Reject");
+	LOG_WARN("iscsi", "%s: %s offered AuthMethod=%s, %s needs %s", c->peer,
+		 l->initiator_name, auth_methods, l->target_name, chap ? "CHAP" : "None");
 	return ISCSI_LOGIN_AUTH_FAILED;
 }
 
@@ -117,11 +193,22 @@ static uint16_t login_keys(struct iscsi_conn *c, struct iscsi_kv *kv, int n,
 			/* 13.x: only the target sends these */
 			iscsi_text_add(out, k, "Irrelevant");
 		} else if (strncmp(k, "CHAP_", 5) == 0) {
-			/* No CHAP exchange was selected: these keys are out of place. */
-			return ISCSI_LOGIN_INITIATOR_ERROR;
-		} else if (iscsi_negotiate_key(&c->params, l->discovery, k, v, out) ==
-			   ISCSI_NEG_UNKNOWN) {
-			iscsi_text_add(out, k, "NotUnderstood");
+			/* auth_step() handles them (or refuses them out of place). */
+		} else {
+			switch (iscsi_negotiate_key(&c->params, l->discovery, k, v, out)) {
+			case ISCSI_NEG_UNKNOWN:
+				iscsi_text_add(out, k, "NotUnderstood");
+				break;
+			case ISCSI_NEG_BAD_DECLARATION:
+				/*
+				 * An initiator whose own receive limit is unusable
+				 * cannot be sent anything safely: fail the login
+				 * (RFC 7143 6.2, 13.12) rather than guess a limit.
+				 */
+				return ISCSI_LOGIN_INITIATOR_ERROR;
+			case ISCSI_NEG_OK:
+				break;
+			}
 		}
 	}
 
@@ -136,6 +223,13 @@ static uint16_t login_keys(struct iscsi_conn *c, struct iscsi_kv *kv, int n,
 		if (!l->tgt) {
 			return ISCSI_LOGIN_NOT_FOUND;
 		}
+		/* 11.13.5 0x0202: not allowed access to this target (its ACL). */
+		if (!iscsi_conn_acl_allows(c, l->target_name, l->initiator_name)) {
+			LOG_WARN("iscsi", "%s: %s is not in the ACL of %s", c->peer,
+				 l->initiator_name, l->target_name);
+			l->tgt = NULL;
+			return ISCSI_LOGIN_NOT_AUTHORIZED;
+		}
 	}
 	if (!l->discovery && !l->tpgt_sent) {
 		/* 13.9: returned in the first login response of a normal session. */
@@ -145,7 +239,7 @@ static uint16_t login_keys(struct iscsi_conn *c, struct iscsi_kv *kv, int n,
 		}
 		l->tpgt_sent = true;
 	}
-	st = auth_step(c, auth, out);
+	st = auth_step(c, auth, kv, n, out);
 	if (st != ISCSI_LOGIN_OK) {
 		return st;
 	}
@@ -324,7 +418,7 @@ int iscsi_login_rx(struct iscsi_conn *c, const uint8_t *bhs, uint8_t *data, uint
 		return 0;
 	}
 	st = login_keys(c, kv, n, &out);
-	iscsi_login_fini(l);
+	free_text(l);
 	if (st != ISCSI_LOGIN_OK) {
 		login_fail(c, bhs, st);
 		return 0;
@@ -340,10 +434,16 @@ int iscsi_login_rx(struct iscsi_conn *c, const uint8_t *bhs, uint8_t *data, uint
 		return 0;
 	}
 
+	if (transit && !l->authenticated && l->chap) {
+		/* 6.2 / 11.13.3: the initiator may ask to transit while the CHAP
+		 * exchange still runs; the target answers T=0 and stays in the stage. */
+		transit = false;
+	}
 	rflags = (uint8_t)(csg << 2);
 	if (transit) {
-		if (csg == ISCSI_STAGE_SECURITY && !l->authenticated) {
-			/* 8.2: the security stage ends only once authenticated. */
+		if (!l->authenticated) {
+			/* 8.2: no stage ends before authentication (also when the
+			 * initiator skipped the security stage of a CHAP target). */
 			login_fail(c, bhs, ISCSI_LOGIN_AUTH_FAILED);
 			return 0;
 		}

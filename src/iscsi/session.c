@@ -885,6 +885,30 @@ int iscsi_session_pdu(struct iscsi_conn *c, struct iscsi_rx *rx)
 	struct iscsi_session *s = c->sess;
 	const uint8_t *bhs = rx->bhs;
 
+	if (rx->data_digest_bad && !s->rx_reject && !s->rx_ignore) {
+		/*
+		 * RFC 7143 7.8 at ERL 0: reject the PDU (Data Digest Error); a
+		 * command whose data was damaged ends with Target Failure, other
+		 * PDUs are dropped. The framing is intact, the connection stays.
+		 */
+		uint8_t op = iscsi_bhs_opcode(bhs);
+		LOG_RATELIMIT(LOG_LEVEL_WARN, "iscsi", "%s: data digest error (opcode 0x%02x ITT 0x%08x)",
+			      c->peer, op, get_be32(bhs + ISCSI_BHS_ITT));
+		if (op == ISCSI_OP_SCSI_CMD && s->rx_task) {
+			iscsi_conn_send_reject(c, bhs, ISCSI_REJECT_DATA_DIGEST);
+			s->rx_task->failed = true;
+			scsi_cmd_pdu(c, rx);
+			return 0;
+		}
+		if (op == ISCSI_OP_DATA_OUT && s->rx_task) {
+			s->rx_reject = ISCSI_REJECT_DATA_DIGEST;
+			s->rx_fail_task = s->rx_task;
+		} else {
+			iscsi_conn_send_reject(c, bhs, ISCSI_REJECT_DATA_DIGEST);
+			return 0;
+		}
+	}
+
 	if (s->rx_fail_task) {
 		struct iscsi_task *t = s->rx_fail_task;
 		iscsi_conn_send_reject(c, bhs, s->rx_reject);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "acl.h"
 #include "iscsi_internal.h"
 #include "s3tgt/log.h"
 
@@ -61,6 +62,15 @@ int iscsi_text_parse(char *buf, size_t len, struct iscsi_kv *kv, size_t max)
 		*eq = '\0';
 		if ((size_t)n >= max) {
 			return -E2BIG;
+		}
+		/*
+		 * RFC 7143 6.2: a key may be offered once per negotiation; a
+		 * repeated key is a protocol error, never "last one wins".
+		 */
+		for (int i = 0; i < n; i++) {
+			if (strcmp(kv[i].key, pair) == 0) {
+				return -EINVAL;
+			}
 		}
 		kv[n].key = pair;
 		kv[n].value = eq + 1;
@@ -269,7 +279,7 @@ enum iscsi_neg_result iscsi_negotiate_key(struct iscsi_params *p, bool discovery
 	case KEY_DECLARE:
 		if (iscsi_text_number(value, &num) < 0 || num < r->min || num > r->max) {
 			iscsi_text_add(out, key, "Reject");
-			break;
+			return ISCSI_NEG_BAD_DECLARATION;
 		}
 		set_u32(p, r->off, (uint32_t)num);
 		break;
@@ -313,7 +323,8 @@ void iscsi_params_finish(struct iscsi_params *p)
 
 /* "ip:port,tpgt" of a portal for TargetAddress (appendix C, 13.8). */
 int iscsi_send_targets(struct iscsi_server *srv, const char *local, uint16_t tpgt,
-		       const char *which, struct iscsi_tgt *only, struct iscsi_text_out *out)
+		       const char *which, struct iscsi_tgt *only, struct iscsi_conn *viewer,
+		       struct iscsi_text_out *out)
 {
 	char addr[128];
 	int n = snprintf(addr, sizeof(addr), "%s,%u", local, tpgt);
@@ -327,6 +338,10 @@ int iscsi_send_targets(struct iscsi_server *srv, const char *local, uint16_t tpg
 			continue;
 		}
 		if (!only && strcmp(which, "All") != 0 && strcmp(which, name) != 0) {
+			continue;
+		}
+		if (viewer && viewer->sess &&
+		    !iscsi_conn_acl_allows(viewer, name, viewer->sess->nexus.initiator_name)) {
 			continue;
 		}
 		iscsi_text_add(out, "TargetName", name);
@@ -420,7 +435,8 @@ int iscsi_text_rx(struct iscsi_conn *c, const uint8_t *bhs, uint8_t *data, uint3
 	for (int i = 0; i < n; i++) {
 		if (strcmp(kv[i].key, "SendTargets") == 0) {
 			struct iscsi_tgt *only = c->sess->discovery ? NULL : c->sess->tgt;
-			rc = iscsi_send_targets(c->srv, c->local, c->tpgt, kv[i].value, only, &out);
+			rc = iscsi_send_targets(c->srv, c->local, c->tpgt, kv[i].value, only, c,
+						&out);
 			if (rc < 0) {
 				LOG_WARN("iscsi", "%s: SendTargets answer too long", c->peer);
 			}

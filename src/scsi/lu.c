@@ -20,6 +20,7 @@
  *   inside a store callback's caller chain.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,59 @@ bool scsi_ua_pop(struct scsi_lu *lu, const struct scsi_nexus *n, uint8_t *asc, u
 	return true;
 }
 
+/* ------------------------------------------------------- LU registry */
+
+/*
+ * Every live LU of the process, so that EXTENDED COPY can name a copy target
+ * by its NAA designator whichever target it belongs to (SPC-4 6.4.5.6).
+ * g_lu_registry_lock protects the list links only; it is a leaf lock taken
+ * for a list walk or splice, never while calling out.
+ */
+static pthread_mutex_t g_lu_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct scsi_lu *g_lu_registry;
+
+void scsi_lu_naa(const struct scsi_lu *lu, uint8_t out[8])
+{
+	/* NAA 3h: locally assigned (SPC-4 7.8.6.6.2), 60 bits of naa_id. */
+	put_be64(out, (lu->naa_id & 0x0fffffffffffffffull) | 0x3000000000000000ull);
+}
+
+struct scsi_lu *scsi_lu_find_naa(const uint8_t naa[8])
+{
+	struct scsi_lu *lu;
+	uint8_t id[8];
+
+	pthread_mutex_lock(&g_lu_registry_lock);
+	for (lu = g_lu_registry; lu; lu = lu->reg_next) {
+		scsi_lu_naa(lu, id);
+		if (memcmp(id, naa, sizeof(id)) == 0) {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g_lu_registry_lock);
+	return lu;
+}
+
+static void registry_add(struct scsi_lu *lu)
+{
+	pthread_mutex_lock(&g_lu_registry_lock);
+	lu->reg_next = g_lu_registry;
+	g_lu_registry = lu;
+	pthread_mutex_unlock(&g_lu_registry_lock);
+}
+
+static void registry_del(struct scsi_lu *lu)
+{
+	pthread_mutex_lock(&g_lu_registry_lock);
+	for (struct scsi_lu **pp = &g_lu_registry; *pp; pp = &(*pp)->reg_next) {
+		if (*pp == lu) {
+			*pp = lu->reg_next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g_lu_registry_lock);
+}
+
 /* ------------------------------------------------------- LU lifecycle */
 
 static void copy_padded(char *dst, size_t cap, const char *src)
@@ -158,7 +212,7 @@ int scsi_lu_create(struct store *st, const struct scsi_lu_params *p, struct scsi
 	}
 	copy_padded(lu->serial, sizeof(lu->serial), p->serial);
 	lu->naa_id = p->naa_id;
-	lu->read_only = p->read_only;
+	lu->read_only = p->read_only || st->read_only;
 	lu->block_size = st->block_size;
 	lu->nblocks = st->size / st->block_size;
 	if (p->pr_path) {
@@ -173,6 +227,7 @@ int scsi_lu_create(struct store *st, const struct scsi_lu_params *p, struct scsi
 	if (rc < 0) {
 		goto err_free;
 	}
+	registry_add(lu);
 	*out = lu;
 	return 0;
 
@@ -187,6 +242,8 @@ void scsi_lu_destroy(struct scsi_lu *lu)
 	if (!lu) {
 		return;
 	}
+	registry_del(lu);
+	xcopy_free(lu);
 	while (lu->ua) {
 		struct scsi_ua_state *u = lu->ua;
 
@@ -466,8 +523,8 @@ void scsi_cmd_complete(struct scsi_cmd *cmd, enum sense_reason r)
 	if (cmd->aborted) {
 		cmd->status = SCSI_STATUS_TASK_ABORTED;
 		cmd->sense_len = 0;
-	} else if (r == SENSE_UNIT_ATTENTION) {
-		/* sense already built by the caller */
+	} else if (r == SENSE_UNIT_ATTENTION || r == SENSE_PRESET) {
+		/* status and sense already built by the caller */
 	} else {
 		scsi_build_sense(cmd, r, 0, 0);
 	}
@@ -569,7 +626,7 @@ static void cmd_reset_private(struct scsi_cmd *cmd)
 	memset(cmd->priv_u64, 0, sizeof(cmd->priv_u64));
 }
 
-void scsi_cmd_submit(struct scsi_cmd *cmd)
+static void cmd_submit(struct scsi_cmd *cmd, bool internal)
 {
 	const struct scsi_op *op;
 	struct scsi_lu *lu;
@@ -597,12 +654,13 @@ void scsi_cmd_submit(struct scsi_cmd *cmd)
 		return;
 	}
 	/* SAM-5 5.14: a pending UA is reported instead of running the command. */
-	if (lu && !(op && (op->flags & OP_NO_UA)) && scsi_ua_pop(lu, cmd->nexus, &asc, &ascq)) {
+	if (lu && !internal && !(op && (op->flags & OP_NO_UA)) &&
+	    scsi_ua_pop(lu, cmd->nexus, &asc, &ascq)) {
 		scsi_build_sense(cmd, SENSE_UNIT_ATTENTION, asc, ascq);
 		scsi_cmd_complete(cmd, SENSE_UNIT_ATTENTION);
 		return;
 	}
-	if (lu && op && (op->flags & OP_NO_UA)) {
+	if (lu && !internal && op && (op->flags & OP_NO_UA)) {
 		(void)ua_get(lu, cmd->nexus); /* first contact: queue POWER ON OCCURRED */
 	}
 	op = scsi_op_lookup(cmd, &r);
@@ -662,6 +720,16 @@ void scsi_cmd_submit(struct scsi_cmd *cmd)
 		cmd->state = CMD_STATE_WAITING;
 		lu->nwaiting++;
 	}
+}
+
+void scsi_cmd_submit(struct scsi_cmd *cmd)
+{
+	cmd_submit(cmd, false);
+}
+
+void scsi_cmd_submit_internal(struct scsi_cmd *cmd)
+{
+	cmd_submit(cmd, true);
 }
 
 void scsi_cmd_abort(struct scsi_cmd *cmd)

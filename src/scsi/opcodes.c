@@ -88,6 +88,32 @@ static const struct scsi_op g_sanitize[32] = {
 	SANITIZE_SA(SCSI_SA_SANITIZE_EXIT_FAILURE, "SANITIZE/EXIT FAILURE MODE"),
 };
 
+/*
+ * SPC-4 6.4 / 6.18: EXTENDED COPY (LID1) and RECEIVE COPY RESULTS. The copy
+ * itself is checked against each copy target's reservations by xcopy.c; on
+ * the copy manager LU it is treated like a write, RECEIVE COPY RESULTS like
+ * a read (SPC-4 table 63 has them as conflicting under exclusive access).
+ */
+static const struct scsi_op g_xcopy[32] = {
+	[SCSI_SA_XCOPY_LID1] = {
+		.name = "EXTENDED COPY(LID1)", .parse = xcopy_parse, .exec = xcopy_exec,
+		.cdb_len = 16, .sa_code = SCSI_SA_XCOPY_LID1,
+		.flags = OP_DATA_OUT | OP_SA_RSOC,
+		.usage = { 0x83, SCSI_SA_XCOPY_LID1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff,
+			   0xff, 0, 0 },
+	},
+};
+
+#define RCR(sa, nm)                                                                       \
+	[sa] = { .name = nm, .parse = xcopy_parse_rcr, .exec = xcopy_exec_rcr,             \
+		 .cdb_len = 16, .sa_code = sa, .flags = OP_PR_READ | OP_SA_RSOC,           \
+		 .usage = { 0x84, sa, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0,  \
+			    0 } }
+static const struct scsi_op g_rcr[32] = {
+	RCR(SCSI_SA_RCR_COPY_STATUS, "RECEIVE COPY RESULTS/COPY STATUS"),
+	RCR(SCSI_SA_RCR_OP_PARAMS, "RECEIVE COPY RESULTS/OPERATING PARAMETERS"),
+};
+
 const struct scsi_op scsi_ops[256] = {
 	[SCSI_OP_TEST_UNIT_READY] = {
 		.name = "TEST UNIT READY", .parse = spc_parse_none, .exec = spc_exec_tur,
@@ -214,6 +240,13 @@ const struct scsi_op scsi_ops[256] = {
 	[SCSI_OP_PERSISTENT_RESERVE_OUT] = {
 		.name = "PERSISTENT RESERVE OUT", .sa = g_prout, .cdb_len = 10,
 		.flags = OP_SA | OP_PR_ALLOW,
+	},
+	[SCSI_OP_EXTENDED_COPY] = {
+		.name = "EXTENDED COPY", .sa = g_xcopy, .cdb_len = 16, .flags = OP_SA,
+	},
+	[SCSI_OP_RECEIVE_COPY_RESULTS] = {
+		.name = "RECEIVE COPY RESULTS", .sa = g_rcr, .cdb_len = 16,
+		.flags = OP_SA | OP_PR_READ,
 	},
 	[SCSI_OP_READ_16] = {
 		.name = "READ(16)", .parse = sbc_parse_rw, .exec = sbc_exec_read, .cdb_len = 16,

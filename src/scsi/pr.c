@@ -43,8 +43,17 @@
 #define PROUT_PREEMPT 0x4
 #define PROUT_PREEMPT_ABORT 0x5
 #define PROUT_REGISTER_IGNORE 0x6
+#define PROUT_REGISTER_MOVE 0x7
 
 #define PROUT_PARAM_LEN 24
+/* REGISTER AND MOVE parameter list (SPC-4 6.16.4 table 176). */
+#define PROUT_MOVE_FLAGS 17 /* UNREG bit 1, APTPL bit 0 */
+#define PROUT_MOVE_RTPI 18
+#define PROUT_MOVE_TID_LEN 20
+#define PROUT_MOVE_TID 24
+/* TransportID (SPC-4 7.6.4.6): protocol 5h, format 00b (name) or 01b (name + ISID). */
+#define TID_PROTO_ISCSI 0x5
+#define TID_MIN_LEN 20
 
 static bool type_valid(uint8_t t)
 {
@@ -431,6 +440,19 @@ enum sense_reason pr_parse_out(struct scsi_cmd *cmd)
 	uint32_t len = get_be32(cmd->cdb + 5);
 
 	cmd->xfer_len = len;
+	if ((cmd->cdb[1] & 0x1f) == PROUT_REGISTER_MOVE) {
+		/* SPC-4 6.16.4: a 24-byte header, then TRANSPORTID PARAMETER DATA LENGTH bytes. */
+		if (len < PROUT_MOVE_TID + TID_MIN_LEN) {
+			return SENSE_PARAM_LIST_LENGTH;
+		}
+		if (cmd->data_out_len < len) {
+			return SENSE_INVALID_FIELD_IU;
+		}
+		if ((uint64_t)PROUT_MOVE_TID + get_be32(cmd->data_out + PROUT_MOVE_TID_LEN) > len) {
+			return SENSE_PARAM_LIST_LENGTH;
+		}
+		return SENSE_OK;
+	}
 	/* SPC-4 6.16.1: the basic parameter list is exactly 24 bytes. */
 	if (len != PROUT_PARAM_LEN) {
 		return SENSE_PARAM_LIST_LENGTH;
@@ -491,8 +513,71 @@ static enum sense_reason pr_register(struct scsi_cmd *cmd, struct pr_reg *me, ui
 	return SENSE_OK;
 }
 
+/* The I_T nexuses of registrations removed by a PREEMPT AND ABORT. */
+struct pr_victims {
+	struct pr_reg *regs; /* detached copies, freed by victims_fini() */
+};
+
+static void victim_add(struct pr_victims *v, const struct pr_reg *g)
+{
+	struct pr_reg *c;
+
+	if (!v) {
+		return;
+	}
+	c = malloc(sizeof(*c));
+	if (!c) {
+		/* The registration still goes; only its tasks keep running (logged). */
+		LOG_WARN("scsi", "PREEMPT AND ABORT: out of memory, tasks of %s not aborted",
+			 g->initiator_port);
+		return;
+	}
+	*c = *g;
+	c->next = v->regs;
+	v->regs = c;
+}
+
+/*
+ * SPC-4 5.13.11.4.5: abort every task of the preempted I_T nexuses on this
+ * LU, except the PREEMPT AND ABORT itself. With TAS=0 (control mode page)
+ * they end without a response (the transport sends nothing for an aborted
+ * task) and their nexuses get COMMANDS CLEARED BY ANOTHER INITIATOR (SAM-5
+ * 5.6). Aborting a waiting task completes it and may start others, which
+ * changes the list: rescan from the head after every abort.
+ */
+static void victims_abort(struct scsi_lu *lu, struct pr_victims *v, const struct scsi_cmd *self)
+{
+	bool again = v->regs != NULL;
+
+	while (again) {
+		again = false;
+		for (struct scsi_cmd *c = lu->head; c; c = c->lu_next) {
+			if (c == self || c->aborted || !c->nexus) {
+				continue;
+			}
+			for (struct pr_reg *g = v->regs; g; g = g->next) {
+				if (reg_matches(g, c->nexus)) {
+					scsi_ua_raise(lu, c->nexus->id, 0x2f, 0x00);
+					scsi_cmd_abort(c);
+					again = true;
+					break;
+				}
+			}
+			if (again) {
+				break;
+			}
+		}
+	}
+	while (v->regs) {
+		struct pr_reg *g = v->regs;
+
+		v->regs = g->next;
+		free(g);
+	}
+}
+
 static enum sense_reason pr_preempt(struct scsi_cmd *cmd, struct pr_reg *me, uint64_t sa_key,
-				    uint8_t type)
+				    uint8_t type, struct pr_victims *victims)
 {
 	struct scsi_lu *lu = cmd->lu;
 	struct pr_reg *g, *next;
@@ -509,6 +594,7 @@ static enum sense_reason pr_preempt(struct scsi_cmd *cmd, struct pr_reg *me, uin
 			next = g->next;
 			if (g != me) {
 				ua_reg(lu, g, 0x2a, 0x05); /* REGISTRATIONS PREEMPTED */
+				victim_add(victims, g);
 				remove_reg(lu, g);
 			}
 		}
@@ -523,6 +609,7 @@ static enum sense_reason pr_preempt(struct scsi_cmd *cmd, struct pr_reg *me, uin
 			next = g->next;
 			if (g->key == sa_key && g != me) {
 				ua_reg(lu, g, 0x2a, 0x05); /* REGISTRATIONS PREEMPTED */
+				victim_add(victims, g);
 				remove_reg(lu, g);
 				any = true;
 			} else if (g->key == sa_key) {
@@ -545,6 +632,110 @@ static enum sense_reason pr_preempt(struct scsi_cmd *cmd, struct pr_reg *me, uin
 	return SENSE_OK;
 }
 
+/*
+ * An iSCSI TransportID naming one initiator port (format 01b, SPC-4 7.6.4.6)
+ * -> "<name>,i,0x<isid>" in the form the transport builds (lowercase: iSCSI
+ * names are normalized to lowercase, RFC 3722). Format 00b names a whole
+ * initiator device, not the one I_T nexus a move needs.
+ */
+static enum sense_reason parse_tid(struct scsi_cmd *cmd, const uint8_t *t, uint32_t len,
+				   char *port, size_t cap)
+{
+	uint32_t add;
+	size_t n;
+
+	if (len < TID_MIN_LEN || (t[0] & 0x0f) != TID_PROTO_ISCSI) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, PROUT_MOVE_TID, 3);
+	}
+	if ((t[0] >> 6) != 0x1) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, PROUT_MOVE_TID, 7);
+	}
+	add = get_be16(t + 2);
+	if (add > len - 4) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, PROUT_MOVE_TID + 2, -1);
+	}
+	n = strnlen((const char *)t + 4, add);
+	if (n == 0 || n == add || n >= cap) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, PROUT_MOVE_TID + 4, -1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = (char)t[4 + i];
+
+		port[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
+	port[n] = '\0';
+	if (!strstr(port, ",i,0x")) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, PROUT_MOVE_TID + 4, -1);
+	}
+	return SENSE_OK;
+}
+
+/*
+ * REGISTER AND MOVE (SPC-4 5.13.8): the holder hands its reservation to
+ * another I_T nexus, registering that one with the service action key if
+ * needed, and keeps (UNREG=0) or drops (UNREG=1) its own registration.
+ */
+static enum sense_reason pr_register_move(struct scsi_cmd *cmd, struct pr_reg *me)
+{
+	struct scsi_lu *lu = cmd->lu;
+	const uint8_t *d = cmd->data_out;
+	uint64_t key = get_be64(d), sa_key = get_be64(d + 8);
+	bool unreg = d[PROUT_MOVE_FLAGS] & 0x02, aptpl = d[PROUT_MOVE_FLAGS] & 0x01;
+	uint16_t rtpi = get_be16(d + PROUT_MOVE_RTPI);
+	uint32_t tid_len = get_be32(d + PROUT_MOVE_TID_LEN);
+	char port[sizeof(me->initiator_port)];
+	struct pr_reg *dst = NULL;
+	enum sense_reason r;
+
+	/* Only the holder of a single-holder reservation can move it. */
+	if (!me || me->key != key || !lu->pr.holder || lu->pr.holder != me ||
+	    type_all_reg(lu->pr.type)) {
+		return SENSE_RESERVATION_CONFLICT;
+	}
+	if (aptpl && !lu->pr_path) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, PROUT_MOVE_FLAGS, 0);
+	}
+	if (sa_key == 0) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, 8, -1);
+	}
+	if (rtpi == 0) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, PROUT_MOVE_RTPI, -1);
+	}
+	r = parse_tid(cmd, d + PROUT_MOVE_TID, tid_len, port, sizeof(port));
+	if (r != SENSE_OK) {
+		return r;
+	}
+	/* The destination must be another I_T nexus than the one moving. */
+	if (strcmp(port, cmd->nexus->initiator_port) == 0 && rtpi == cmd->nexus->rel_tgt_port) {
+		return scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, PROUT_MOVE_TID, -1);
+	}
+	for (struct pr_reg *g = lu->pr.regs; g; g = g->next) {
+		if (strcmp(g->initiator_port, port) == 0 && (g->all_tg_pt || g->rel_tgt_port == rtpi)) {
+			dst = g;
+			break;
+		}
+	}
+	if (!dst) {
+		dst = calloc(1, sizeof(*dst));
+		if (!dst) {
+			return SENSE_NO_RESOURCES;
+		}
+		snprintf(dst->initiator_port, sizeof(dst->initiator_port), "%s", port);
+		name_from_port(dst);
+		dst->rel_tgt_port = rtpi;
+		dst->next = lu->pr.regs;
+		lu->pr.regs = dst;
+	}
+	dst->key = sa_key;
+	lu->pr.holder = dst;
+	if (unreg) {
+		remove_reg(lu, me);
+	}
+	lu->pr.generation++;
+	lu->pr.aptpl = aptpl;
+	return SENSE_OK;
+}
+
 void pr_exec_out(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
@@ -554,9 +745,18 @@ void pr_exec_out(struct scsi_cmd *cmd)
 	uint64_t key = get_be64(d), sa_key = get_be64(d + 8);
 	bool all_tg_pt = d[20] & 0x04, aptpl = d[20] & 0x01;
 	struct pr_reg *me = find_reg(lu, cmd->nexus);
+	struct pr_victims victims = { 0 };
 	enum sense_reason r = SENSE_OK;
 	bool save = true;
 
+	if (sa == PROUT_REGISTER_MOVE) {
+		if (scope != 0) {
+			r = scsi_field(cmd, SENSE_INVALID_FIELD_CDB, 2, 7);
+		} else {
+			r = pr_register_move(cmd, me);
+		}
+		goto out;
+	}
 	if (aptpl && !lu->pr_path && (sa == PROUT_REGISTER || sa == PROUT_REGISTER_IGNORE)) {
 		scsi_cmd_complete(cmd, scsi_field(cmd, SENSE_INVALID_FIELD_PARAM, 20, 0));
 		return;
@@ -606,8 +806,10 @@ void pr_exec_out(struct scsi_cmd *cmd)
 		lu->pr.generation++;
 		break;
 	case PROUT_PREEMPT:
+		r = pr_preempt(cmd, me, sa_key, type, NULL);
+		break;
 	case PROUT_PREEMPT_ABORT:
-		r = pr_preempt(cmd, me, sa_key, type);
+		r = pr_preempt(cmd, me, sa_key, type, &victims);
 		break;
 	default:
 		r = scsi_field(cmd, SENSE_INVALID_FIELD_CDB, 1, 4);
@@ -624,5 +826,7 @@ out:
 			r = SENSE_INTERNAL_FAILURE;
 		}
 	}
+	/* After the reservation changed, so nothing restarted meanwhile sees the old one. */
+	victims_abort(lu, &victims, cmd);
 	scsi_cmd_complete(cmd, r);
 }

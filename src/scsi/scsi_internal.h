@@ -41,6 +41,8 @@
 #define SCSI_OP_MODE_SENSE_10 0x5a
 #define SCSI_OP_PERSISTENT_RESERVE_IN 0x5e
 #define SCSI_OP_PERSISTENT_RESERVE_OUT 0x5f
+#define SCSI_OP_EXTENDED_COPY 0x83
+#define SCSI_OP_RECEIVE_COPY_RESULTS 0x84
 #define SCSI_OP_READ_16 0x88
 #define SCSI_OP_COMPARE_AND_WRITE 0x89
 #define SCSI_OP_WRITE_16 0x8a
@@ -68,6 +70,9 @@
 #define SCSI_SA_SANITIZE_OVERWRITE 0x01
 #define SCSI_SA_SANITIZE_BLOCK_ERASE 0x02
 #define SCSI_SA_SANITIZE_EXIT_FAILURE 0x1f
+#define SCSI_SA_XCOPY_LID1 0x00
+#define SCSI_SA_RCR_COPY_STATUS 0x00
+#define SCSI_SA_RCR_OP_PARAMS 0x03
 
 /*
  * Every way a command can fail. sense.c holds the one table mapping each to
@@ -98,6 +103,14 @@ enum sense_reason {
 	SENSE_RESERVATION_CONFLICT, /* status 18h, no sense data */
 	SENSE_CONDITION_MET,	    /* status 04h, no sense data */
 	SENSE_UNIT_ATTENTION,	    /* key 6; ASC/ASCQ from the UA queue */
+	SENSE_PRESET,		    /* status and sense already set by the handler */
+	SENSE_OPERATION_IN_PROGRESS,
+	SENSE_TOO_MANY_TGT_DESCS,
+	SENSE_UNSUPP_TGT_DESC,
+	SENSE_TOO_MANY_SEG_DESCS,
+	SENSE_UNSUPP_SEG_DESC,
+	SENSE_COPY_TARGET_UNREACHABLE,
+	SENSE_COPY_ABORTED,
 	SENSE_REASON_COUNT,
 };
 
@@ -200,8 +213,23 @@ struct scsi_io_ctx {
 	uint32_t idx;
 };
 
+/* What RECEIVE COPY RESULTS / COPY STATUS reports for one EXTENDED COPY (SPC-4 6.18.3). */
+struct xcopy_status {
+	struct xcopy_status *next;
+	uint64_t nexus_id;
+	uint64_t bytes;	   /* transferred so far */
+	uint16_t segments; /* segments processed */
+	uint8_t list_id;
+	uint8_t state; /* XCOPY_STATE_* */
+};
+
+#define XCOPY_STATE_RUNNING 0x00
+#define XCOPY_STATE_OK 0x01
+#define XCOPY_STATE_FAILED 0x02
+
 struct scsi_lu {
 	struct store *st;
+	struct scsi_lu *reg_next; /* the daemon-wide LU registry (EXTENDED COPY targets) */
 	struct scsi_target *target;
 	uint64_t lun;
 	char vendor[9];
@@ -238,6 +266,10 @@ struct scsi_lu {
 	bool sanitizing;
 
 	struct pr_state pr;
+
+	/* EXTENDED COPY: status kept for RECEIVE COPY RESULTS, copies running. */
+	struct xcopy_status *xstat;
+	unsigned ncopies;
 };
 
 struct scsi_target {
@@ -268,6 +300,20 @@ int scsi_alloc_data_in(struct scsi_cmd *cmd, size_t len);
 enum sense_reason scsi_reply(struct scsi_cmd *cmd, const uint8_t *buf, size_t len,
 			     uint32_t alloc_len);
 struct reactor *scsi_cmd_reactor(const struct scsi_cmd *cmd);
+/*
+ * Submit a command the SCSI layer issues itself (EXTENDED COPY's reads and
+ * writes): like scsi_cmd_submit() but it neither reports nor consumes a unit
+ * attention of cmd->nexus, which belongs to the initiator's own commands.
+ */
+void scsi_cmd_submit_internal(struct scsi_cmd *cmd);
+/*
+ * The LU whose VPD 0x83 NAA designator is these 8 bytes, among every LU of
+ * the daemon (any target), or NULL. The result is only safe to use on the
+ * reactor thread that owns that LU.
+ */
+struct scsi_lu *scsi_lu_find_naa(const uint8_t naa[8]);
+/* The NAA designator VPD 0x83 reports for lu. */
+void scsi_lu_naa(const struct scsi_lu *lu, uint8_t out[8]);
 
 /* opcodes.c */
 extern const struct scsi_op scsi_ops[256];
@@ -334,6 +380,14 @@ enum sense_reason sbc_parse_read_defect(struct scsi_cmd *cmd);
 void sbc_exec_read_defect(struct scsi_cmd *cmd);
 enum sense_reason sbc_parse_sanitize(struct scsi_cmd *cmd);
 void sbc_exec_sanitize(struct scsi_cmd *cmd);
+
+/* xcopy.c */
+enum sense_reason xcopy_parse(struct scsi_cmd *cmd);
+void xcopy_exec(struct scsi_cmd *cmd);
+enum sense_reason xcopy_parse_rcr(struct scsi_cmd *cmd);
+void xcopy_exec_rcr(struct scsi_cmd *cmd);
+void xcopy_nexus_gone(struct scsi_lu *lu, uint64_t nexus_id);
+void xcopy_free(struct scsi_lu *lu);
 
 /* pr.c */
 enum sense_reason pr_parse_in(struct scsi_cmd *cmd);

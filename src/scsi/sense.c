@@ -14,6 +14,7 @@
 #define KEY_ILLEGAL_REQUEST 0x5
 #define KEY_UNIT_ATTENTION 0x6
 #define KEY_DATA_PROTECT 0x7
+#define KEY_COPY_ABORTED 0xa
 #define KEY_MISCOMPARE 0xe
 
 /* Fixed format sense data layout (SPC-4 4.5.3, table 48). */
@@ -91,6 +92,26 @@ static const struct sense_entry g_sense_table[SENSE_REASON_COUNT] = {
 	[SENSE_CONDITION_MET] = { "condition met", SCSI_STATUS_CONDITION_MET, 0, 0, 0 },
 	[SENSE_UNIT_ATTENTION] = { "unit attention", SCSI_STATUS_CHECK_CONDITION,
 				   KEY_UNIT_ATTENTION, 0, 0 },
+	[SENSE_PRESET] = { "status set by handler", SCSI_STATUS_CHECK_CONDITION, 0, 0, 0 },
+	[SENSE_OPERATION_IN_PROGRESS] = { "operation in progress", SCSI_STATUS_CHECK_CONDITION,
+					  KEY_ILLEGAL_REQUEST, 0x00, 0x16 },
+	/* SPC-4 6.4.3: EXTENDED COPY descriptor list errors. */
+	[SENSE_TOO_MANY_TGT_DESCS] = { "too many target descriptors",
+				       SCSI_STATUS_CHECK_CONDITION, KEY_ILLEGAL_REQUEST, 0x26,
+				       0x06 },
+	[SENSE_UNSUPP_TGT_DESC] = { "unsupported target descriptor type code",
+				    SCSI_STATUS_CHECK_CONDITION, KEY_ILLEGAL_REQUEST, 0x26, 0x07 },
+	[SENSE_TOO_MANY_SEG_DESCS] = { "too many segment descriptors",
+				       SCSI_STATUS_CHECK_CONDITION, KEY_ILLEGAL_REQUEST, 0x26,
+				       0x08 },
+	[SENSE_UNSUPP_SEG_DESC] = { "unsupported segment descriptor type code",
+				    SCSI_STATUS_CHECK_CONDITION, KEY_ILLEGAL_REQUEST, 0x26, 0x09 },
+	/* SPC-4 6.4.5: errors while processing a segment abort the copy. */
+	[SENSE_COPY_TARGET_UNREACHABLE] = { "copy target device not reachable",
+					    SCSI_STATUS_CHECK_CONDITION, KEY_COPY_ABORTED, 0x0d,
+					    0x02 },
+	[SENSE_COPY_ABORTED] = { "copy aborted", SCSI_STATUS_CHECK_CONDITION, KEY_COPY_ABORTED,
+				 0x00, 0x00 },
 };
 
 const char *scsi_reason_name(enum sense_reason r)

@@ -58,6 +58,9 @@ static size_t inquiry_standard(const struct scsi_lu *lu, uint8_t *b)
 	b[2] = 0x06;		 /* VERSION: SPC-4 */
 	b[3] = 0x10 | 0x02;	 /* HISUP, RESPONSE DATA FORMAT 2 */
 	b[4] = INQ_STD_LEN - 5;
+	if (lu) {
+		b[5] = 0x08; /* 3PC: the LU is an EXTENDED COPY copy manager (SPC-4 6.4) */
+	}
 	b[7] = 0x02; /* CMDQUE */
 	pad_ascii(b + 8, 8, lu ? lu->vendor : "S3TGT");
 	pad_ascii(b + 16, 16, lu ? lu->product : "s3tgt");
@@ -104,8 +107,7 @@ static size_t vpd_83(const struct scsi_cmd *cmd, uint8_t *b)
 	const char *tname = cmd->target ? scsi_target_name(cmd->target) : "";
 	uint16_t port = cmd->nexus ? cmd->nexus->rel_tgt_port : 1;
 
-	/* NAA 3h: locally assigned (SPC-4 7.8.6.6.2), 60 bits of naa_id. */
-	put_be64(id, (lu->naa_id & 0x0fffffffffffffffull) | 0x3000000000000000ull);
+	scsi_lu_naa(lu, id);
 	n += vpd_designator(b + n, 0x1, 0x03, false, id, 8);
 	/* Relative target port (type 4h) and target port group (type 5h), association 01b. */
 	memset(id, 0, 4);

@@ -188,6 +188,7 @@ void scsi_nexus_gone(struct scsi_target *t, const struct scsi_nexus *n)
 				break;
 			}
 		}
+		xcopy_nexus_gone(lu, n->id);
 		/* SPC-2 5.5.1: an I_T nexus loss releases its RESERVE(6/10) reservation. */
 		if (lu->res6_held && lu->res6_nexus == n->id) {
 			lu->res6_held = false;

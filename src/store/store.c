@@ -8,7 +8,7 @@
  *     scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
  *     option = key "=" value        (path, key and value are percent-decoded)
  *
- * size, block_size and thin are common to every store and land in struct
+ * size, block_size, thin and read_only are common to every store and land in struct
  * store_params fields; all other options are the store's, checked against
  * ops->options by store_open_uri().
  */
@@ -155,6 +155,7 @@ static int set_common(struct store_params *p, const char *key, const char *value
 	unsigned bit = strcmp(key, "size") == 0		? 1u
 		       : strcmp(key, "block_size") == 0 ? 2u
 		       : strcmp(key, "thin") == 0	? 4u
+		       : strcmp(key, "read_only") == 0	? 8u
 							: 0u;
 	uint64_t v;
 	int rc;
@@ -190,6 +191,15 @@ static int set_common(struct store_params *p, const char *key, const char *value
 		}
 		p->thin = value[0] == '1';
 		*seen |= 4u;
+		return 1;
+	}
+	if (strcmp(key, "read_only") == 0) {
+		if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0) {
+			set_err(err, errlen, "read_only: must be 0 or 1, got '%s'", value);
+			return -EINVAL;
+		}
+		p->read_only = value[0] == '1';
+		*seen |= 8u;
 		return 1;
 	}
 	return 0;
@@ -405,6 +415,7 @@ int store_open_uri(const char *uri, struct reactor *r, struct store **out, char 
 	st->reactor = r;
 	st->block_size = p.block_size;
 	st->thin = p.thin;
+	st->read_only = p.read_only;
 	rc = ops->open(st, &p, err, errlen);
 	if (rc) {
 		if (err && errlen && !err[0]) {

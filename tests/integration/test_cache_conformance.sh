@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_cache_conformance.sh - libiscsi's conformance suite (iscsi-test-cu -t ALL)
 # against a write-back cached S3 LUN on a real Ceph RGW (tests/integration/rgw.sh):
-# s3://...?cache_size=...&cache_dir=... . The skip list, the CUnit parser and the
-# result classes are test_conformance.sh's (its functions are reused verbatim).
+# s3://...?cache_size=...&cache_dir=... . The skip/exclude list, the suite runner,
+# the CUnit parser and the result classes are test_conformance.sh's (its functions
+# are reused verbatim), so both runs judge the target the same way.
 # Results: $S3TGT_BUILD/conformance-cache.log and conformance-cache-results.tsv.
 # Environment: CONF_SUITE_TIMEOUT [90], CONF_FILTER (suite glob) [*].
 set -euo pipefail
@@ -19,15 +20,23 @@ RGW=$S3TGT_SRC/tests/integration/rgw.sh
 RGW_DIR=$T_DIR/rgw
 BUCKET=s3tgt-cache-conf
 
-# skip_allowed and parse_cunit, taken from test_conformance.sh so both agree.
-eval "$(sed -n '/^skip_allowed() {/,/^}/p; /^parse_cunit() {/,/^}/p' \
-	"$S3TGT_SRC/tests/integration/test_conformance.sh")"
-declare -F parse_cunit >/dev/null && declare -F skip_allowed >/dev/null ||
-	die "cannot reuse parse_cunit/skip_allowed from test_conformance.sh"
+# is_excluded, run_suite, skip_allowed and parse_cunit from test_conformance.sh.
+eval "$(sed -n '/^is_excluded() {/,/^}/p; /^run_suite() {/,/^}/p; /^skip_allowed() {/,/^}/p;
+	/^parse_cunit() {/,/^}/p' "$S3TGT_SRC/tests/integration/test_conformance.sh")"
+for fn in is_excluded run_suite skip_allowed parse_cunit; do
+	declare -F "$fn" >/dev/null || die "cannot reuse $fn from test_conformance.sh"
+done
+# The skips file format of test_conformance.sh: "TEST-GLOB reason" allows a skip,
+# "exclude:TEST reason" does not run the test.
 ALLOWED=()
+EXCLUDED=()
 if [ -f "$SKIPS_FILE" ]; then
 	while read -r pat _; do
-		[ -n "$pat" ] && [ "${pat#\#}" = "$pat" ] && ALLOWED+=("$pat")
+		[ -n "$pat" ] && [ "${pat#\#}" = "$pat" ] || continue
+		case $pat in
+		exclude:*) EXCLUDED+=("${pat#exclude:}") ;;
+		*) ALLOWED+=("$pat") ;;
+		esac
 	done <"$SKIPS_FILE"
 fi
 
@@ -58,15 +67,18 @@ done < <(iscsi-test-cu --list)
 
 echo "# test_cache_conformance.sh $(date -u +%FT%TZ) $URI" >"$LOGF"
 printf 'lun\ttest\tresult\treason\n' >"$TSV"
-NPASS=0 NFAIL=0 NSKIP=0
+NPASS=0 NFAIL=0 NSKIP=0 NEXCL=0
 for suite in "${SUITES[@]}"; do
 	rc=0
-	out=$(timeout -k 5 "$SUITE_TMO" stdbuf -oL -eL iscsi-test-cu -v -d -S \
-		-i "$T_INITIATOR" -I "$T_INITIATOR2" -t "ALL.$suite.*" "$URL" "$URL" 2>&1) || rc=$?
+	out=$(run_suite "$suite" "$URL") || rc=$?
 	printf '===== cached-s3 %s rc=%s\n%s\n' "$suite" "$rc" "$out" >>"$LOGF"
 	got=$(parse_cunit <<<"$out")
 	while IFS= read -r name; do
 		[ -n "$name" ] || continue
+		if is_excluded "ALL.$name"; then
+			NEXCL=$((NEXCL + 1))
+			continue
+		fi
 		res=$(awk -F'\t' -v n="$name" '$1 == n { print $2; exit }' <<<"$got")
 		why=$(awk -F'\t' -v n="$name" '$1 == n { print $3; exit }' <<<"$got")
 		if [ -z "$res" ]; then
@@ -88,7 +100,7 @@ for suite in "${SUITES[@]}"; do
 	done <<<"${EXPECT[$suite]}"
 	daemon_alive || die "daemon died during suite $suite (log: $DAEMON_LOG)"
 done
-log "conformance on the cached S3 LUN: $NPASS passed, $NFAIL failed, $NSKIP allowed skips"
+log "conformance on the cached S3 LUN: $NPASS passed, $NFAIL failed, $NSKIP allowed skips, $NEXCL excluded"
 check_eq "conformance failures on the cached S3 LUN" 0 "$NFAIL"
 check "daemon stops cleanly (flushes the cache)" stop_daemon
 finish

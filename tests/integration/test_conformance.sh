@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # test_conformance.sh - libiscsi's SCSI/iSCSI conformance suite (iscsi-test-cu,
 # family ALL = every SCSI and iSCSI test once) against a thin RAM LUN and a thin
-# file LUN of one s3tgtd.
+# file LUN of one s3tgtd, plus the ReadOnly suite against a third, write-protected
+# LUN (ram, read_only=1): ReadOnly.ReadOnlySBC can only say something on a
+# write-protected LU. Its results count into the totals like the others; on the
+# "ro" LUN no skip is allowed at all (the skips file's ReadOnly line is for the
+# writable LUNs only).
 #
 # Each suite runs in its own iscsi-test-cu process (tests of a suite may depend
 # on sharing it) bounded by CONF_SUITE_TIMEOUT seconds, with:
@@ -115,12 +119,15 @@ parse_cunit() {
 	END { out() }'
 }
 
-# ---- daemon: LUN 0 thin RAM, LUN 1 thin sparse file ------------------------
+# ---- daemon: LUN 0 thin RAM, LUN 1 thin sparse file, LUN 2 read-only RAM ----
 start_daemon --target "$IQN" --state-dir "$T_DIR/state" \
 	--lun "0=ram:?size=1G&thin=1" \
-	--lun "1=file:$T_DIR/lun1.img?size=1G&thin=1" || die "s3tgtd did not start"
+	--lun "1=file:$T_DIR/lun1.img?size=1G&thin=1" \
+	--lun "2=ram:?size=64M&read_only=1" || die "s3tgtd did not start"
 check "LUN 0 answers INQUIRY" inq_ok "$(lun_url $IQN 0)"
 check "LUN 1 answers INQUIRY" inq_ok "$(lun_url $IQN 1)"
+check "LUN 2 answers INQUIRY" inq_ok "$(lun_url $IQN 2)"
+RO_SUITES=(ReadOnly)
 
 SUITES=()
 while IFS=. read -r fam suite rest; do
@@ -143,11 +150,14 @@ rm -f "$S3TGT_BUILD"/conformance-crash-*.log
 declare -A CNT # "lun/suite/RESULT" -> count
 FAILS=()
 NPASS=0 NFAIL=0 NSKIP=0 NEXCL=0
-run_lun() { # LABEL LUN
+run_lun() { # LABEL LUN [SUITE...]   (default: every selected suite)
 	local label=$1 url suite out rc name res why got t0 secs
+	local -a suites
 	url=$(lun_url $IQN "$2")
-	log "conformance on $label LUN: ${#SUITES[@]} suites, $url"
-	for suite in "${SUITES[@]}"; do
+	shift 2
+	if [ $# -gt 0 ]; then suites=("$@"); else suites=("${SUITES[@]}"); fi
+	log "conformance on $label LUN: ${#suites[@]} suites, $url"
+	for suite in "${suites[@]}"; do
 		t0=$(date +%s)
 		rc=0
 		out=""
@@ -178,7 +188,7 @@ run_lun() { # LABEL LUN
 					res=NORESULT why="iscsi-test-cu exit $rc: $(grep -v '^\s*$' <<<"$out" | tail -n 1)"
 				fi
 			fi
-			if [ "$res" = SKIPPED ] && ! skip_allowed "ALL.$name"; then
+			if [ "$res" = SKIPPED ] && { [ "$label" = ro ] || ! skip_allowed "ALL.$name"; }; then
 				res=UNEXPECTED_SKIP
 			fi
 			case $res in
@@ -208,18 +218,24 @@ run_lun() { # LABEL LUN
 }
 
 NCRASH=0
-run_lun ram 0 && run_lun file 1
+RO_RUN=()
+for suite in "${RO_SUITES[@]}"; do
+	# shellcheck disable=SC2053
+	[[ $suite == $FILTER ]] && RO_RUN+=("$suite")
+done
+run_lun ram 0 && run_lun file 1 && { [ "${#RO_RUN[@]}" -eq 0 ] || run_lun ro 2 "${RO_RUN[@]}"; }
 
 echo
-printf '%-30s | %-22s | %-22s\n' "suite" "ram: pass fail skip" "file: pass fail skip"
+printf '%-30s | %-22s | %-22s | %-22s\n' "suite" "ram: pass fail skip" "file: pass fail skip" \
+	"ro: pass fail skip"
 for suite in "${SUITES[@]}"; do
 	row=()
-	for label in ram file; do
+	for label in ram file ro; do
 		bad=0
 		for r in FAILED TIMEOUT NORESULT NOT_RUN UNEXPECTED_SKIP; do bad=$((bad + ${CNT[$label/$suite/$r]:-0})); done
 		row+=("$(printf '%4d %4d %4d' "${CNT[$label/$suite/PASSED]:-0}" "$bad" "${CNT[$label/$suite/SKIPPED]:-0}")")
 	done
-	printf '%-30s | %-22s | %-22s\n' "$suite" "${row[0]}" "${row[1]}"
+	printf '%-30s | %-22s | %-22s | %-22s\n' "$suite" "${row[0]}" "${row[1]}" "${row[2]}"
 done
 echo
 if [ "${#FAILS[@]}" -gt 0 ]; then

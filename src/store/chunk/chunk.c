@@ -49,6 +49,7 @@
 #include "s3tgt/store.h"
 
 #include "chunk.h"
+#include "lease.h"
 #include "objstore.h"
 
 #define CHUNK_BUCKETS 256u
@@ -103,7 +104,8 @@ struct chunk_store {
 	struct store_io *pend_head, *pend_tail; /* ios not yet fully split */
 	bool dispatching;
 	unsigned running;
-	unsigned running_peak; /* for tests and stats */
+	unsigned running_peak;	   /* for tests and stats */
+	struct chunk_lease *lease; /* one writer per volume (lease.c) */
 };
 
 /* store_io scratch use */
@@ -866,6 +868,7 @@ static void chunk_store_free(struct chunk_store *cs)
 	if (!cs) {
 		return;
 	}
+	chunk_lease_release(cs->lease);
 	if (cs->os) {
 		cs->os->ops->destroy(cs->os);
 	}
@@ -1006,6 +1009,16 @@ int chunk_opts_parse(const struct store_params *p, struct chunk_opts *o, char *e
 		}
 		o->max_inflight = (unsigned)x;
 	}
+	o->lease_holder = store_param_get(p, "lease_holder");
+	o->break_lease = false;
+	v = store_param_get(p, "break_lease");
+	if (v) {
+		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+			snprintf(err, errlen, "break_lease '%s': must be 0 or 1", v);
+			return -EINVAL;
+		}
+		o->break_lease = v[0] == '1';
+	}
 	return 0;
 }
 
@@ -1110,6 +1123,11 @@ int chunk_store_open(struct store *st, const struct store_params *p, const struc
 		goto err;
 	}
 	ret = open_manifest(cs, p, o, bs, err, errlen);
+	if (ret) {
+		goto err;
+	}
+	ret = chunk_lease_take(os, st->reactor, o->lease_holder, o->break_lease, st->uri,
+			       &cs->lease, err, errlen);
 	if (ret) {
 		goto err;
 	}

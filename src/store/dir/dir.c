@@ -476,7 +476,8 @@ err:
 	return ret;
 }
 
-static const char *const dir_options[] = {"chunk_size", "max_inflight", NULL};
+static const char *const dir_options[] = {"chunk_size", "max_inflight", "lease_holder",
+					  "break_lease", NULL};
 
 static int dir_open(struct store *st, const struct store_params *p, char *err, size_t errlen)
 {

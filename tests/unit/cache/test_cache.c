@@ -31,9 +31,9 @@ struct held {
 
 static struct fake {
 	uint8_t data[DEV];
-	bool gate;  /* hold WRITE/UNMAP until released */
-	bool fail;  /* fail every request with -ETIMEDOUT */
-	bool drop;  /* complete held requests with -EIO without applying (crash) */
+	bool gate; /* hold WRITE/UNMAP until released */
+	bool fail; /* fail every request with -ETIMEDOUT */
+	bool drop; /* complete held requests with -EIO without applying (crash) */
 	const char *vol;
 	unsigned reads, writes, unmaps, flushes;
 	struct held *held;
@@ -127,6 +127,14 @@ static void fake_close(struct store *st)
 	(void)st;
 }
 
+/* Everything below 2 chunks is mapped, the rest deallocated. */
+static int fake_lba_status(struct store *st, uint64_t offset, bool *mapped, uint64_t *run)
+{
+	*mapped = offset < 2 * CH;
+	*run = *mapped ? 2 * CH - offset : st->size - offset;
+	return 0;
+}
+
 static const char *fake_volume_id(struct store *st)
 {
 	(void)st;
@@ -138,6 +146,7 @@ static const struct store_ops fake_ops = {
     .submit = fake_submit,
     .close = fake_close,
     .volume_id = fake_volume_id,
+    .lba_status = fake_lba_status,
 };
 
 static struct store *fake_open(struct reactor *r)
@@ -151,7 +160,7 @@ static struct store *fake_open(struct reactor *r)
 	st->uri = strdup("fake:vol");
 	st->size = DEV;
 	st->block_size = 512;
-	st->caps = STORE_CAP_UNMAP;
+	st->caps = STORE_CAP_UNMAP | STORE_CAP_LBA_STATUS;
 	st->opt_io_bytes = CH;
 	return st;
 }
@@ -172,8 +181,14 @@ static void tio_submit(struct store *st, struct tio *t, enum store_op op, uint64
 		       uint64_t len, void *buf, bool fua)
 {
 	memset(t, 0, sizeof(*t));
-	t->io = (struct store_io){.op = op, .offset = off, .len = len, .buf = buf, .fua = fua,
-				  .cb = tio_cb, .cb_arg = t, .status = 12345};
+	t->io = (struct store_io){.op = op,
+				  .offset = off,
+				  .len = len,
+				  .buf = buf,
+				  .fua = fua,
+				  .cb = tio_cb,
+				  .cb_arg = t,
+				  .status = 12345};
 	assert_int_equal(store_submit(st, &t->io), 0);
 	assert_false(t->done); /* never inside submit */
 }
@@ -359,8 +374,8 @@ static void test_full_chunk_no_read(void **state)
 	pattern(w, 2 * CH, 3);
 	/* Two full chunks in pieces: no lower read, one lower write each. */
 	assert_int_equal(do_io(f->st, STORE_OP_WRITE, 2 * CH, CH / 2, w, false), 0);
-	assert_int_equal(do_io(f->st, STORE_OP_WRITE, 2 * CH + CH / 2, CH + CH / 2, w + CH / 2,
-			       false), 0);
+	assert_int_equal(
+	    do_io(f->st, STORE_OP_WRITE, 2 * CH + CH / 2, CH + CH / 2, w + CH / 2, false), 0);
 	assert_int_equal(do_io(f->st, STORE_OP_FLUSH, 0, 0, NULL, false), 0);
 	assert_int_equal(g_fake.reads, 0);
 	assert_int_equal(g_fake.writes, 2);
@@ -489,8 +504,8 @@ static void test_lru_eviction(void **state)
 	}
 	/* Random (non-sequential) reads: no prefetch. 12 chunks through 8 slots. */
 	for (int i = 11; i >= 0; i--) {
-		assert_int_equal(do_io(f->st, STORE_OP_READ, (uint64_t)i * CH + 512, sizeof(r), r,
-				       false), 0);
+		assert_int_equal(
+		    do_io(f->st, STORE_OP_READ, (uint64_t)i * CH + 512, sizeof(r), r, false), 0);
 		assert_memory_equal(r, g_fake.data + (uint64_t)i * CH + 512, sizeof(r));
 	}
 	assert_int_equal(cache_store_get_stats(f->st, &cs), 0);
@@ -598,8 +613,8 @@ static void test_lower_outage(void **state)
 	g_fake.fail = true;
 	pattern(w, sizeof(w), 12);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(do_io(f->st, STORE_OP_WRITE, (uint64_t)i * CH, sizeof(w), w, false),
-				 0);
+		assert_int_equal(
+		    do_io(f->st, STORE_OP_WRITE, (uint64_t)i * CH, sizeof(w), w, false), 0);
 	}
 	assert_int_equal(do_io(f->st, STORE_OP_FLUSH, 0, 0, NULL, false), -ETIMEDOUT);
 	assert_int_equal(cache_store_get_stats(f->st, &cs), 0);
@@ -753,6 +768,28 @@ static void test_open_uri(void **state)
 	run_until(f->r, NULL, NULL, 20);
 }
 
+static void test_lba_status(void **state)
+{
+	struct fx *f = *state;
+	uint8_t w[4096];
+	bool mapped;
+	uint64_t run;
+
+	assert_true(f->st->caps & STORE_CAP_LBA_STATUS);
+	pattern(w, sizeof(w), 19);
+	assert_int_equal(do_io(f->st, STORE_OP_WRITE, 9 * CH + 4096, sizeof(w), w, false), 0);
+	assert_int_equal(f->st->ops->lba_status(f->st, 0, &mapped, &run), 0);
+	assert_true(mapped);
+	assert_int_equal(run, 2 * CH);
+	/* Deallocated below, but the run stops at the chunk holding unstored data. */
+	assert_int_equal(f->st->ops->lba_status(f->st, 2 * CH, &mapped, &run), 0);
+	assert_false(mapped);
+	assert_int_equal(run, 7 * CH);
+	assert_int_equal(f->st->ops->lba_status(f->st, 9 * CH + 512, &mapped, &run), 0);
+	assert_true(mapped);
+	assert_int_equal(run, CH - 512);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -769,6 +806,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cache_dir_crash_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_dir_other_volume, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_uri, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lba_status, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

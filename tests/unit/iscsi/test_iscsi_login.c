@@ -232,8 +232,16 @@ static void test_digests(void **state)
 	assert_memory_equal(in + 52, "abcde", 5);
 	assert_int_equal(get_le32(in + 60), iscsi_crc32c(in + 52, 8));
 
-	/* A bad data digest drops the connection (ERL 0, RFC 7143 7.8) */
+	/* A bad data digest: Reject (Data Digest Error), the connection stays */
 	pdu[60] ^= 0xff;
+	assert_int_equal(write(f->fd, pdu, n), (ssize_t)n);
+	pump(f);
+	got = read(f->fd, in, sizeof(in));
+	assert_int_equal(got, 48 + 4 + 48 + 4);
+	assert_int_equal(in[0], ISCSI_OP_REJECT);
+	assert_int_equal(in[ISCSI_REJECT_REASON], ISCSI_REJECT_DATA_DIGEST);
+
+	/* A bad header digest can't be trusted for framing: connection dropped */
 	put_be32(pdu + ISCSI_BHS_ITT, 0x78);
 	assert_int_equal(write(f->fd, pdu, n), (ssize_t)n);
 	pump(f);

@@ -67,6 +67,11 @@ static void test_parse(void **state)
 		char three[] = "A=1\0B=2\0C=3\0";
 		assert_int_equal(iscsi_text_parse(three, sizeof(three) - 1, kv, 2), -E2BIG);
 	}
+	{
+		/* RFC 7143 6.2: a repeated key is a protocol error, not "last wins". */
+		char dup[] = "InitiatorName=iqn.a\0X=1\0InitiatorName=iqn.b\0";
+		assert_int_equal(iscsi_text_parse(dup, sizeof(dup) - 1, kv, 8), -EINVAL);
+	}
 }
 
 static void test_numbers(void **state)

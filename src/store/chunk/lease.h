@@ -1,0 +1,32 @@
+/*
+ * lease.h - one writer per volume: the lease object (lease.c). Private to src/store.
+ */
+#ifndef S3TGT_STORE_CHUNK_LEASE_H
+#define S3TGT_STORE_CHUNK_LEASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct objstore;
+struct reactor;
+struct chunk_lease;
+
+#define CHUNK_LEASE_KEY "lease"
+#define CHUNK_LEASE_HOLDER_MAX 64
+#define CHUNK_LEASE_RENEW_MS 30000u
+
+/*
+ * Take the lease of the volume on os (borrowed; must outlive the lease) for
+ * holder (NULL: a random one, so only break_lease=1 takes it back after a
+ * crash). Renewal runs on r (NULL: none). Synchronous, at open. Returns 0,
+ * -EBUSY (held by another holder; message in err) or another -errno.
+ */
+int chunk_lease_take(struct objstore *os, struct reactor *r, const char *holder, bool break_lease,
+		     const char *what, struct chunk_lease **out, char *err, size_t errlen);
+/* Mark the lease released (synchronous PUT) and free it. NULL is a no-op. */
+void chunk_lease_release(struct chunk_lease *l);
+const char *chunk_lease_holder(const struct chunk_lease *l);
+/* 32 random hex digits into buf (>= 33 bytes). */
+int chunk_lease_holder_random(char *buf, size_t len);
+
+#endif

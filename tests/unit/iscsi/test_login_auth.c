@@ -1,0 +1,387 @@
+/*
+ * test_login_auth.c - CHAP (RFC 7143 12.1.3) and ACLs in the login phase and
+ * SendTargets, driven as byte streams over a socketpair into a real
+ * connection on a reactor: AuthMethod offers only what the target needs,
+ * the T bit is held back while CHAP runs, a wrong response or a skipped
+ * security stage fails with 0x0201, mutual CHAP answers with the target's
+ * account, an initiator outside the ACL gets 0x0202 and does not see the
+ * target in discovery.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "chap.h"
+#include "iscsi_internal.h"
+#include "s3tgt/store.h"
+
+#define TGT "iqn.2026-11.test:auth"
+#define INIT "iqn.2026-11.test:init"
+
+struct fixture {
+	struct reactor *r;
+	struct iscsi_server *srv;
+	struct scsi_target *t;
+	int fd;
+};
+
+static void stop_cb(void *arg)
+{
+	reactor_stop(arg);
+}
+
+static void pump(struct fixture *f)
+{
+	reactor_timer_add(f->r, 30, false, stop_cb, f->r);
+	reactor_run(f->r);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct iscsi_chap_config c = { 0 };
+	struct scsi_lu_params lp = { .serial = "a0", .naa_id = 0x3000000000000003ull };
+	struct store *st;
+	struct scsi_lu *lu;
+	char err[128];
+	int sv[2];
+
+	assert_non_null(f);
+	assert_int_equal(reactor_create(&f->r), 0);
+	assert_int_equal(iscsi_server_create(f->r, &f->srv), 0);
+	assert_int_equal(scsi_target_create(TGT, &f->t), 0);
+	assert_int_equal(store_open_uri("ram:?size=1M", f->r, &st, err, sizeof(err)), 0);
+	assert_int_equal(scsi_lu_create(st, &lp, &lu), 0);
+	assert_int_equal(scsi_target_add_lu(f->t, 0, lu), 0);
+	assert_int_equal(iscsi_server_add_target(f->srv, f->t, NULL, NULL), 0);
+	snprintf(c.user, sizeof(c.user), "alice");
+	snprintf(c.secret, sizeof(c.secret), "secretsecret1");
+	snprintf(c.mutual_user, sizeof(c.mutual_user), "tgt");
+	snprintf(c.mutual_secret, sizeof(c.mutual_secret), "mutualsecret99");
+	assert_int_equal(iscsi_server_set_chap(f->srv, TGT, &c), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	f->fd = sv[0];
+	assert_int_equal(iscsi_conn_create(f->srv, sv[1], 1), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	close(f->fd);
+	pump(f);
+	assert_int_equal(iscsi_server_set_chap(f->srv, TGT, NULL), 0);
+	assert_int_equal(iscsi_server_set_acl(f->srv, TGT, NULL), 0);
+	iscsi_server_destroy(f->srv);
+	scsi_target_destroy(f->t);
+	reactor_destroy(f->r);
+	free(f);
+	return 0;
+}
+
+static void send_pdu(struct fixture *f, const uint8_t *bhs, const char *text, size_t tlen)
+{
+	uint8_t buf[8192];
+	size_t n = ISCSI_BHS_LEN;
+
+	assert_true(tlen + ISCSI_BHS_LEN + 3 <= sizeof(buf));
+	memcpy(buf, bhs, ISCSI_BHS_LEN);
+	put_be24(buf + ISCSI_BHS_DATA_LEN, (uint32_t)tlen);
+	memcpy(buf + n, text, tlen);
+	n += tlen;
+	while (n & 3) {
+		buf[n++] = 0;
+	}
+	assert_int_equal(write(f->fd, buf, n), (ssize_t)n);
+	pump(f);
+}
+
+static void login_bhs(uint8_t *bhs, uint8_t flags)
+{
+	static const uint8_t isid[6] = { 0x80, 0, 0, 0x02, 0, 0 };
+
+	memset(bhs, 0, ISCSI_BHS_LEN);
+	bhs[0] = ISCSI_OP_LOGIN_REQ | ISCSI_OP_IMMEDIATE;
+	bhs[1] = flags;
+	memcpy(bhs + ISCSI_LOGIN_ISID, isid, 6);
+	put_be32(bhs + ISCSI_BHS_ITT, 0x2000);
+	put_be32(bhs + ISCSI_BHS_CMDSN, 1);
+}
+
+/* Send one login request (text with embedded NULs, length given) and read the answer. */
+static int exchange(struct fixture *f, uint8_t flags, const char *text, size_t len, uint8_t *rsp,
+		    char *data, size_t cap)
+{
+	uint8_t bhs[48];
+	uint32_t dl;
+
+	login_bhs(bhs, flags);
+	send_pdu(f, bhs, text, len);
+	if (read(f->fd, rsp, ISCSI_BHS_LEN) != ISCSI_BHS_LEN) {
+		return -1;
+	}
+	dl = iscsi_bhs_data_len(rsp);
+	dl += ISCSI_PAD(dl);
+	assert_true(dl <= cap);
+	if (dl) {
+		assert_int_equal(read(f->fd, data, dl), (ssize_t)dl);
+	}
+	return (int)iscsi_bhs_data_len(rsp);
+}
+
+static uint16_t status_of(const uint8_t *rsp)
+{
+	return (uint16_t)(rsp[ISCSI_LOGIN_STATUS_CLASS] << 8 | rsp[ISCSI_LOGIN_STATUS_DETAIL]);
+}
+
+static const char *get_key(const char *data, int len, const char *key)
+{
+	size_t kl = strlen(key);
+
+	for (int off = 0; off < len; off += (int)strlen(data + off) + 1) {
+		if (strncmp(data + off, key, kl) == 0 && data[off + kl] == '=') {
+			return data + off + kl + 1;
+		}
+	}
+	return NULL;
+}
+
+#define SEC_T1 (ISCSI_LOGIN_FLAG_TRANSIT | (0 << 2) | 1)
+#define SEC_T0 ((0 << 2) | 0)
+#define OP_FFP (ISCSI_LOGIN_FLAG_TRANSIT | (1 << 2) | 3)
+#define KEYS(s) s, sizeof(s) - 1
+
+static const char k_first[] = "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT
+			      "\0AuthMethod=CHAP,None\0";
+
+/* AuthMethod + CHAP_A; returns the identifier and fills the challenge. */
+static uint8_t start_chap(struct fixture *f, uint8_t chal[32])
+{
+	uint8_t rsp[48];
+	char data[4096];
+	uint64_t id;
+	int n;
+
+	n = exchange(f, SEC_T1, KEYS(k_first), rsp, data, sizeof(data));
+	assert_int_equal(status_of(rsp), 0);
+	/* the exchange is not over: no transit yet */
+	assert_int_equal(rsp[1] & ISCSI_LOGIN_FLAG_TRANSIT, 0);
+	assert_string_equal(get_key(data, n, "AuthMethod"), "CHAP");
+	n = exchange(f, SEC_T1, KEYS("CHAP_A=5\0"), rsp, data, sizeof(data));
+	assert_int_equal(status_of(rsp), 0);
+	assert_int_equal(rsp[1] & ISCSI_LOGIN_FLAG_TRANSIT, 0);
+	assert_string_equal(get_key(data, n, "CHAP_A"), "5");
+	assert_int_equal(iscsi_text_number(get_key(data, n, "CHAP_I"), &id), 0);
+	assert_int_equal(iscsi_chap_decode(get_key(data, n, "CHAP_C"), chal, 32), 32);
+	return (uint8_t)id;
+}
+
+static size_t response_keys(char *buf, size_t cap, uint8_t id, const char *secret,
+			    const uint8_t *chal, bool mutual)
+{
+	uint8_t d[16];
+	char hex[40];
+	int n;
+
+	assert_int_equal(iscsi_chap_md5(id, (const uint8_t *)secret, strlen(secret), chal, 32, d),
+			 0);
+	assert_int_equal(iscsi_chap_encode_hex(d, 16, hex, sizeof(hex)), 0);
+	n = snprintf(buf, cap, "CHAP_N=alice%cCHAP_R=%s%c", 0, hex, 0);
+	if (mutual) {
+		n += snprintf(buf + n, cap - (size_t)n,
+			      "CHAP_I=9%cCHAP_C=0x000102030405060708090a0b0c0d0e0f%c", 0, 0);
+	}
+	return (size_t)n;
+}
+
+static void test_none_refused(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t rsp[48];
+	char data[1024];
+	static const char k[] = "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT
+				"\0AuthMethod=None\0";
+
+	exchange(f, SEC_T1, KEYS(k), rsp, data, sizeof(data));
+	assert_int_equal(status_of(rsp), ISCSI_LOGIN_AUTH_FAILED);
+}
+
+static void test_chap_login_mutual(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t rsp[48], chal[32], c2[16], d[16];
+	char data[4096], keys[512], hex[40];
+	uint8_t id = start_chap(f, chal);
+	size_t kl = response_keys(keys, sizeof(keys), id, "secretsecret1", chal, true);
+	int n;
+
+	n = exchange(f, SEC_T1, keys, kl, rsp, data, sizeof(data));
+	assert_int_equal(status_of(rsp), 0);
+	assert_int_equal(rsp[1], SEC_T1);
+	assert_string_equal(get_key(data, n, "CHAP_N"), "tgt");
+	for (int i = 0; i < 16; i++) {
+		c2[i] = (uint8_t)i;
+	}
+	assert_int_equal(iscsi_chap_md5(9, (const uint8_t *)"mutualsecret99", 14, c2, 16, d), 0);
+	assert_int_equal(iscsi_chap_encode_hex(d, 16, hex, sizeof(hex)), 0);
+	assert_string_equal(get_key(data, n, "CHAP_R"), hex);
+	exchange(f, OP_FFP, KEYS("MaxRecvDataSegmentLength=65536\0"), rsp, data, sizeof(data));
+	assert_int_equal(status_of(rsp), 0);
+	assert_true(get_be16(rsp + ISCSI_LOGIN_TSIH) != 0);
+	assert_int_equal(iscsi_server_target_sessions(f->srv, TGT), 1);
+}
+
+static void test_chap_wrong_response(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t rsp[48], chal[32];
+	char data[4096], keys[512];
+	uint8_t id = start_chap(f, chal);
+	size_t kl = response_keys(keys, sizeof(keys), id, "secretsecret2", chal, false);
+
+	exchange(f, SEC_T1, keys, kl, rsp, data, sizeof(data));
+	assert_int_equal(status_of(rsp), ISCSI_LOGIN_AUTH_FAILED);
+}
+
+static void test_skip_security_stage(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t rsp[48];
+	char data[1024];
+	static const char k[] = "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT "\0";
+
+	exchange(f, OP_FFP, KEYS(k), rsp, data, sizeof(data));
+	assert_int_equal(status_of(rsp), ISCSI_LOGIN_AUTH_FAILED);
+	assert_int_equal(iscsi_server_target_sessions(f->srv, TGT), 0);
+}
+
+static void test_chap_keys_without_chap(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t rsp[48];
+	char data[1024];
+	static const char k[] = "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT
+				"\0CHAP_A=5\0";
+
+	assert_int_equal(iscsi_server_set_chap(f->srv, TGT, NULL), 0);
+	exchange(f, SEC_T1, KEYS(k), rsp, data, sizeof(data));
+	assert_int_equal(status_of(rsp), ISCSI_LOGIN_INITIATOR_ERROR);
+}
+
+static void test_acl_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct iscsi_acl *acl;
+	uint8_t rsp[48];
+	char data[1024];
+
+	assert_int_equal(iscsi_acl_create(&acl), 0);
+	assert_int_equal(iscsi_acl_add_initiator(acl, "iqn.2026-11.test:someone-else"), 0);
+	assert_int_equal(iscsi_server_set_acl(f->srv, TGT, acl), 0);
+	iscsi_acl_destroy(acl);
+	exchange(f, SEC_T1, KEYS(k_first), rsp, data, sizeof(data));
+	assert_int_equal(status_of(rsp), ISCSI_LOGIN_NOT_AUTHORIZED);
+}
+
+static void test_acl_admits(void **state)
+{
+	struct fixture *f = *state;
+	struct iscsi_acl *acl;
+	uint8_t rsp[48];
+	char data[1024];
+	static const char k[] = "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT
+				"\0AuthMethod=None\0";
+
+	assert_int_equal(iscsi_server_set_chap(f->srv, TGT, NULL), 0);
+	assert_int_equal(iscsi_acl_create(&acl), 0);
+	assert_int_equal(iscsi_acl_add_initiator(acl, "IQN.2026-11.TEST:INIT"), 0);
+	assert_int_equal(iscsi_server_set_acl(f->srv, TGT, acl), 0);
+	iscsi_acl_destroy(acl);
+	exchange(f, SEC_T1, KEYS(k), rsp, data, sizeof(data));
+	assert_int_equal(status_of(rsp), 0);
+}
+
+static int send_targets(struct fixture *f, char *data, size_t cap)
+{
+	uint8_t bhs[48], rsp[48];
+	static const char disc[] = "InitiatorName=" INIT "\0SessionType=Discovery\0"
+				   "AuthMethod=None\0";
+	uint32_t dl;
+
+	exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | 3, KEYS(disc), rsp, data, cap);
+	assert_int_equal(status_of(rsp), 0);
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISCSI_OP_TEXT_REQ | ISCSI_OP_IMMEDIATE;
+	bhs[1] = ISCSI_FLAG_FINAL;
+	put_be32(bhs + ISCSI_BHS_ITT, 0x3000);
+	put_be32(bhs + ISCSI_BHS_TTT, ISCSI_RSVD_TAG);
+	put_be32(bhs + ISCSI_BHS_CMDSN, 1);
+	send_pdu(f, bhs, KEYS("SendTargets=All\0"));
+	assert_int_equal(read(f->fd, rsp, 48), 48);
+	assert_int_equal(rsp[0], ISCSI_OP_TEXT_RSP);
+	dl = iscsi_bhs_data_len(rsp);
+	dl += ISCSI_PAD(dl);
+	assert_true(dl <= cap);
+	if (dl) {
+		assert_int_equal(read(f->fd, data, dl), (ssize_t)dl);
+	}
+	return (int)iscsi_bhs_data_len(rsp);
+}
+
+static void test_discovery_hidden(void **state)
+{
+	struct fixture *f = *state;
+	struct iscsi_acl *acl;
+	char data[4096];
+	int n;
+
+	assert_int_equal(iscsi_acl_create(&acl), 0);
+	assert_int_equal(iscsi_acl_add_initiator(acl, "iqn.2026-11.test:someone-else"), 0);
+	assert_int_equal(iscsi_server_set_acl(f->srv, TGT, acl), 0);
+	iscsi_acl_destroy(acl);
+	n = send_targets(f, data, sizeof(data));
+	assert_null(get_key(data, n, "TargetName"));
+}
+
+static void test_discovery_listed(void **state)
+{
+	struct fixture *f = *state;
+	struct iscsi_acl *acl;
+	char data[4096];
+	int n;
+
+	assert_int_equal(iscsi_acl_create(&acl), 0);
+	assert_int_equal(iscsi_acl_add_initiator(acl, INIT), 0);
+	assert_int_equal(iscsi_server_set_acl(f->srv, TGT, acl), 0);
+	iscsi_acl_destroy(acl);
+	n = send_targets(f, data, sizeof(data));
+	assert_non_null(get_key(data, n, "TargetName"));
+	assert_string_equal(get_key(data, n, "TargetName"), TGT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_none_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chap_login_mutual, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chap_wrong_response, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_skip_security_stage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chap_keys_without_chap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acl_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acl_admits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discovery_hidden, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discovery_listed, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
