@@ -36,17 +36,25 @@ run: build
 		--lun "0=$(RUN_LUN_URI)"
 RUN_LUN_URI ?= dir:$(abspath $(DATA))/default?size=1G
 
-# Unit tests, fuzz-corpus replays and integration tests, all under ASan+UBSan.
+# Every configuration must build warning-free: the optimised gcc build (some
+# warnings only appear at -O2) and the clang libFuzzer build, whose harnesses
+# then run briefly from their seed corpora. Then unit tests, fuzz-corpus replays
+# and integration tests, all under ASan+UBSan.
 test:
 	@scripts/install-deps.sh test
+	@$(MAKE) --no-print-directory build fuzz
+	scripts/fuzz-smoke.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 	@$(MAKE) --no-print-directory asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j1 $(CTEST_ARGS)
+FUZZ_SECONDS ?= 15
 
 unit: asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -L 'unit|fuzz'
 
-fuzz: deps
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -G Ninja -DS3TGT_FUZZ=ON
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DS3TGT_FUZZ=ON
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
 
 bench: build
