@@ -190,6 +190,7 @@ int mgmt_stats_wrap(struct store *lower, struct store **out, struct mgmt_lun_sta
 	st->block_size = lower->block_size;
 	st->caps = lower->caps;
 	st->thin = lower->thin;
+	st->read_only = lower->read_only;
 	st->opt_io_bytes = lower->opt_io_bytes;
 	*out = st;
 	*stats = &ss->stats;
