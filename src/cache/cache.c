@@ -1,8 +1,8 @@
 /*
  * cache.c - the write-back chunk cache: a store whose lower store is s3, dir,
  * file or ram (STYLE.md 2: layers stack). Everything here runs on the store's
- * reactor thread, except the journal writes (cache_dir) which run on a small
- * thread pool and come back as messages.
+ * reactor thread, except the journal writes (cache_dir) which run on the
+ * cache's own worker threads (struct jqueue) and come back through an eventfd.
  *
  * The device is cut into cache chunks (the lower store's opt_io_bytes, i.e.
  * the S3 chunk size, else 1 MiB). A fixed number of slots (cache_size /

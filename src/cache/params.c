@@ -100,7 +100,9 @@ int cache_params_from_opts(const struct store_opt *opts, size_t nopts, struct ca
 			rc = parse_bool(k, v, &cp->writeback, err, errlen);
 		} else if (strcmp(k, "flush_timeout") == 0) {
 			rc = parse_uint(k, v, 1, 3600, &secs, err, errlen);
-			cp->flush_timeout_ms = secs * 1000u;
+			if (rc == 0) {
+				cp->flush_timeout_ms = secs * 1000u;
+			}
 		} else if (strcmp(k, "writeback_age") == 0) {
 			rc = parse_uint(k, v, 0, 3600000, &cp->writeback_age_ms, err, errlen);
 		} else if (strcmp(k, "cache_uploads") == 0) {

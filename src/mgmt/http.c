@@ -259,19 +259,26 @@ static int unix_listen(const char *path, char *err, size_t errlen)
 		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	/* A stale socket from a crashed daemon: replace it, but never another kind of file. */
-	if (lstat(path, &sb) == 0) {
-		if (!S_ISSOCK(sb.st_mode)) {
-			snprintf(err, errlen, "api socket: %s exists and is not a socket", path);
-			return -EEXIST;
-		}
-		unlink(path);
-	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "api socket: %s", strerror(-rc));
 		return rc;
+	}
+	/* A stale socket from a crashed daemon is replaced; a live one (another
+	 * daemon answers) or another kind of file never is. */
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode)) {
+			snprintf(err, errlen, "api socket: %s exists and is not a socket", path);
+			close(fd);
+			return -EEXIST;
+		}
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			snprintf(err, errlen, "api socket: another daemon listens on %s", path);
+			close(fd);
+			return -EADDRINUSE;
+		}
+		unlink(path);
 	}
 	/* Created 0600 from the start: no window in which others could connect. */
 	old = umask(0177);

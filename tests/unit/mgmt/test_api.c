@@ -495,6 +495,13 @@ static void test_http(void **state)
 	assert_int_equal(stat(sock, &sb), 0);
 	assert_true(S_ISSOCK(sb.st_mode));
 	assert_int_equal(sb.st_mode & 0777, 0600);
+	{
+		/* a second server on the same live socket is refused, not stolen */
+		struct mgmt_server *m2;
+		struct mgmt_server_opts o2 = { .socket_path = sock };
+		assert_int_equal(mgmt_server_start(fx->s, &o2, &m2, err, sizeof(err)), -EADDRINUSE);
+		assert_non_null(strstr(err, "another daemon"));
+	}
 	assert_int_equal(pthread_create(&th, NULL, run_reactor, fx->r), 0);
 
 	assert_int_equal(http(sock, "http://x/v1/version", "GET", NULL, NULL, &out), 200);
