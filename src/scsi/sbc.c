@@ -337,7 +337,11 @@ static void verify_done(struct store_io *io)
 	scsi_cmd_complete(cmd, SENSE_OK);
 }
 
-void sbc_exec_verify(struct scsi_cmd *cmd)
+/*
+ * VERIFY, COMPARE AND WRITE and ORWRITE all start by reading the command's
+ * whole range into the scratch buffer c->buf, then continue in `then`.
+ */
+static void read_range_then(struct scsi_cmd *cmd, store_cb_fn then)
 {
 	struct scsi_io_ctx *c;
 
@@ -353,7 +357,12 @@ void sbc_exec_verify(struct scsi_cmd *cmd)
 		scsi_cmd_complete(cmd, SENSE_INTERNAL_FAILURE);
 		return;
 	}
-	ctx_submit(cmd, c, STORE_OP_READ, cmd->lba, cmd->nblocks, c->buf, false, verify_done);
+	ctx_submit(cmd, c, STORE_OP_READ, cmd->lba, cmd->nblocks, c->buf, false, then);
+}
+
+void sbc_exec_verify(struct scsi_cmd *cmd)
+{
+	read_range_then(cmd, verify_done);
 }
 
 /* ------------------------------------------------------ READ CAPACITY */
@@ -851,21 +860,7 @@ static void caw_read_done(struct store_io *io)
 
 void sbc_exec_caw(struct scsi_cmd *cmd)
 {
-	struct scsi_io_ctx *c;
-
-	if (cmd->nblocks == 0) {
-		scsi_cmd_complete(cmd, SENSE_OK);
-		return;
-	}
-	c = get_ctx_or_fail(cmd);
-	if (!c) {
-		return;
-	}
-	if (ctx_buf(c, (size_t)cmd->nblocks * cmd->lu->block_size) < 0) {
-		scsi_cmd_complete(cmd, SENSE_INTERNAL_FAILURE);
-		return;
-	}
-	ctx_submit(cmd, c, STORE_OP_READ, cmd->lba, cmd->nblocks, c->buf, false, caw_read_done);
+	read_range_then(cmd, caw_read_done);
 }
 
 /* --------------------------------------------------------------- ORWRITE */
@@ -904,22 +899,7 @@ static void orwrite_read_done(struct store_io *io)
  */
 void sbc_exec_orwrite(struct scsi_cmd *cmd)
 {
-	struct scsi_io_ctx *c;
-
-	if (cmd->nblocks == 0) {
-		scsi_cmd_complete(cmd, SENSE_OK);
-		return;
-	}
-	c = get_ctx_or_fail(cmd);
-	if (!c) {
-		return;
-	}
-	if (ctx_buf(c, (size_t)cmd->nblocks * cmd->lu->block_size) < 0) {
-		scsi_cmd_complete(cmd, SENSE_INTERNAL_FAILURE);
-		return;
-	}
-	ctx_submit(cmd, c, STORE_OP_READ, cmd->lba, cmd->nblocks, c->buf, false,
-		   orwrite_read_done);
+	read_range_then(cmd, orwrite_read_done);
 }
 
 /* ------------------------------------------------------- WRITE ATOMIC(16) */
