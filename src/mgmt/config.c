@@ -334,7 +334,7 @@ static int load_lun(json_t *jl, const char *path, struct mgmt_target_cfg *t, cha
 {
 	static const char *const keys[] = { "lun", "uri", NULL };
 	struct mgmt_lun_cfg *nl;
-	char field[160];
+	char field[200]; /* the caller's path (< 160) plus a key */
 	const char *uri;
 	uint64_t lun;
 	int rc;

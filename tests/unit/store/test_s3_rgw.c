@@ -30,7 +30,7 @@ static char g_dir[256];
 static char g_rgw_sh[1024];
 static bool g_own_rgw;
 static char g_bucket[64];
-static char g_endpoint[256], g_key[128], g_secret[128];
+static char g_endpoint[512], g_key[512], g_secret[512]; /* as long as an s3.env line */
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
