@@ -163,13 +163,13 @@ struct jjob {
 /*
  * The journal workers: own threads (not the shared pool) so that close() can
  * drain and join them synchronously, leaving no message behind on a reactor
- * that may already be stopped. `mu` protects the todo/done lists and stop;
+ * that may already be stopped. `mu` protects the queued/done lists and stop;
  * lock order: nothing else is held while taking it.
  */
 struct jqueue {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct jjob *todo_head, *todo_tail;
+	struct jjob *queued_head, *queued_tail;
 	struct jjob *done_head, *done_tail;
 	bool stop;
 	bool stopped; /* workers joined: jobs now run inline (close) */
@@ -654,16 +654,16 @@ static void *jq_worker(void *arg)
 	for (;;) {
 		struct jjob *j;
 
-		while (!q->todo_head && !q->stop) {
+		while (!q->queued_head && !q->stop) {
 			pthread_cond_wait(&q->cv, &q->mu);
 		}
-		j = q->todo_head;
+		j = q->queued_head;
 		if (!j) {
 			break;
 		}
-		q->todo_head = j->qnext;
-		if (!q->todo_head) {
-			q->todo_tail = NULL;
+		q->queued_head = j->qnext;
+		if (!q->queued_head) {
+			q->queued_tail = NULL;
 		}
 		pthread_mutex_unlock(&q->mu);
 		jjob_work(j);
@@ -796,12 +796,12 @@ static void jjob_start(struct centry *e)
 	}
 	pthread_mutex_lock(&q->mu);
 	j->qnext = NULL;
-	if (q->todo_tail) {
-		q->todo_tail->qnext = j;
+	if (q->queued_tail) {
+		q->queued_tail->qnext = j;
 	} else {
-		q->todo_head = j;
+		q->queued_head = j;
 	}
-	q->todo_tail = j;
+	q->queued_tail = j;
 	pthread_cond_signal(&q->cv);
 	pthread_mutex_unlock(&q->mu);
 }
