@@ -8,7 +8,7 @@ IQN        ?= iqn.2026-11.io.s3tgt:default
 DATA       ?= ./data
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build asan run test unit fuzz bench clean format
+.PHONY: all deps build asan run test unit fuzz bench bench-s3 clean format
 
 all: build
 
@@ -57,9 +57,15 @@ $(FUZZ_BUILD)/build.ninja:
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
 
+# iSCSI path against tgt (bench/run.sh); S3 store, cache and s3backer on a local
+# Ceph RGW (bench/s3.sh). Results: docs/BENCHMARKS.md.
 bench: build
 	@scripts/install-deps.sh bench
-	bench/run.sh
+	S3TGTD=$(BUILD)/s3tgtd bench/run.sh
+
+bench-s3: build
+	@scripts/install-deps.sh bench
+	S3TGTD=$(BUILD)/s3tgtd bench/s3.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

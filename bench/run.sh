@@ -50,106 +50,27 @@ SIZE=$((1024 * 1048576))
 CELLS=(randread:4096:1 randwrite:4096:1 randread:4096:32 randwrite:4096:32 seqread:1048576:8 seqwrite:1048576:8)
 WORK=$(mktemp -d /dev/shm/s3tgt-bench.XXXXXX)
 PIDS=()
-say() { echo "bench: $*" >&2; }
-
-is_alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
-wait_gone() { # PID SECS -> 0 if it exited in time
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do is_alive "$1" || return 0; sleep 0.1; done
-	return 1
-}
+. "$ROOT/bench/lib.sh"
 cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		if is_alive "$p"; then
-			kill -TERM "$p" 2>/dev/null || true
-			wait_gone "$p" 5 || kill -KILL "$p" 2>/dev/null || true
-		fi
-	done
+	bench_stop_pids
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 30000))
-		[ -z "$(ss -Htan "( sport = :$p or dport = :$p )")" ] && { echo "$p"; return; }
-	done
-}
-wait_listen() { # PORT PID
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -n "$(ss -Hltn "sport = :$1")" ] && return 0
-		is_alive "$2" || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
 # ---- targets ----------------------------------------------------------------
-S3_PID="" S3_PORT=""
-s3tgtd_start() {
-	S3_PORT=$(free_port)
+run_s3tgtd_start() {
 	fallocate -l $SIZE "$WORK/s3tgtd-lun1.img"
-	"$S3TGTD" --listen "127.0.0.1:$S3_PORT" --target "$IQN" --state-dir "$WORK/state" \
-		--lun "0=ram:?size=$SIZE" --lun "1=file:$WORK/s3tgtd-lun1.img?size=$SIZE" \
-		>"$WORK/s3tgtd.log" 2>&1 </dev/null &
-	S3_PID=$!
-	PIDS+=("$S3_PID")
-	wait_listen "$S3_PORT" "$S3_PID" || { tail -n 20 "$WORK/s3tgtd.log" >&2; return 1; }
-	sleep 0.5
+	s3tgtd_start "$WORK/s3tgtd.log" --target "$IQN" --state-dir "$WORK/state" \
+		--lun "0=ram:?size=$SIZE" --lun "1=file:$WORK/s3tgtd-lun1.img?size=$SIZE"
 }
-s3tgtd_stop() {
-	kill -TERM "$S3_PID"
-	wait_gone "$S3_PID" 20 || { say "s3tgtd $S3_PID ignores SIGTERM: SIGKILL"; kill -KILL "$S3_PID"; }
-	wait "$S3_PID" 2>/dev/null || true
-}
-
-TGT_PID="" TGT_PORT="" TGT_CTL=""
-tgtadm_() { timeout 20 tgtadm -C "$TGT_CTL" --lld iscsi "$@"; }
-tgt_start() {
-	local i kv
-	TGT_PORT=$(free_port)
-	TGT_CTL=$((TGT_PORT % 1000 + 2000)) # selects /var/run/tgtd/socket.N; no other tgtd is touched
+run_tgt_start() {
 	fallocate -l $SIZE "$WORK/tgt-lun2.img"
-	# -f: foreground, so $! is tgtd itself and can be stopped by PID
-	setsid tgtd -f -C "$TGT_CTL" --iscsi "portal=127.0.0.1:$TGT_PORT" >"$WORK/tgtd.log" 2>&1 </dev/null &
-	TGT_PID=$!
-	PIDS+=("$TGT_PID")
-	wait_listen "$TGT_PORT" "$TGT_PID" || { tail -n 20 "$WORK/tgtd.log" >&2; return 1; }
-	for ((i = 0; i < 100; i++)); do tgtadm_ --mode target --op show >/dev/null 2>&1 && break; sleep 0.1; done
-	tgtadm_ --mode target --op new --tid 1 --targetname "$IQN"
-	# LUN 0 is tgt's controller; data LUNs 1 (null) and 2 (file)
-	tgtadm_ --mode logicalunit --op new --tid 1 --lun 1 --backing-store /dev/null --bstype null
-	tgtadm_ --mode logicalunit --op new --tid 1 --lun 2 --backing-store "$WORK/tgt-lun2.img" --bstype rdwr
-	for kv in MaxRecvDataSegmentLength=262144 MaxXmitDataSegmentLength=262144 \
-		FirstBurstLength=262144 MaxBurstLength=1048576; do
-		tgtadm_ --mode target --op update --tid 1 --name "${kv%%=*}" --value "${kv#*=}"
-	done
-	tgtadm_ --mode target --op bind --tid 1 -I ALL
-}
-tgt_stop() {
-	# tgtd ignores SIGTERM: delete the target, then ask this tgtd (its own
-	# control socket) to exit; SIGKILL that PID only as a fallback
-	tgtadm_ --mode target --op delete --force --tid 1 >/dev/null 2>&1 || true
-	timeout 20 tgtadm -C "$TGT_CTL" --op delete --mode system >/dev/null 2>&1 || true
-	wait_gone "$TGT_PID" 10 || { say "tgtd $TGT_PID still alive: SIGKILL"; kill -KILL "$TGT_PID"; }
-	wait "$TGT_PID" 2>/dev/null || true
-	rm -f "/var/run/tgtd/socket.$TGT_CTL" "/var/run/tgtd/socket.$TGT_CTL.lock"
+	# LUN 1: null (discards writes, reads zeroes); LUN 2: rdwr on the file
+	tgt_start 1=null:/dev/null "2=rdwr:$WORK/tgt-lun2.img"
 }
 
 # ---- measurement ------------------------------------------------------------
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-
-bench_once() { # URL rw bs qd step count -> seconds
-	local w=() out
-	[ "$2" = write ] && w=(-w)
-	out=$(timeout -k 5 $((DUR * 20 + 60)) qemu-img bench -f raw -t none "${w[@]}" \
-		-c "$6" -d "$4" -s "$3" -S "$5" "$1" 2>&1) || { say "qemu-img bench failed: $out"; return 1; }
-	sed -n 's/^Run completed in \([0-9.]*\) seconds\./\1/p' <<<"$out"
-}
-
+BENCH_TIMEOUT=$((DUR * 20 + 60))
 declare -A RES # "label/cell" -> median IOPS
 measure() { # LABEL URL
 	local label=$1 url=$2 cell name bs qd rw step c0 t0 count t vals
@@ -201,10 +122,10 @@ LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 HAVE_S3=0
 if want s3tgtd; then
 	if [ -x "$S3TGTD" ]; then
-		s3tgtd_start || { say "s3tgtd did not start"; exit 1; }
+		run_s3tgtd_start || { say "s3tgtd did not start"; exit 1; }
 		measure "s3tgtd ram" "iscsi://127.0.0.1:$S3_PORT/$IQN/0"
 		measure "s3tgtd file" "iscsi://127.0.0.1:$S3_PORT/$IQN/1"
-		s3tgtd_stop
+		s3tgtd_stop 20
 		HAVE_S3=1
 	else
 		say "no s3tgtd at $S3TGTD: its columns stay empty"
@@ -213,7 +134,7 @@ fi
 HAVE_TGT=0
 if want tgt; then
 	command -v tgtd >/dev/null || { say "tgtd missing (scripts/install-deps.sh bench)"; exit 2; }
-	tgt_start || { say "tgtd did not start"; exit 1; }
+	run_tgt_start || { say "tgtd did not start"; exit 1; }
 	measure "tgt null" "iscsi://127.0.0.1:$TGT_PORT/$IQN/1"
 	measure "tgt file" "iscsi://127.0.0.1:$TGT_PORT/$IQN/2"
 	tgt_stop
