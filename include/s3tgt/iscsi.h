@@ -149,7 +149,8 @@ bool iscsi_acl_allows(const struct iscsi_acl *acl, const char *initiator,
 
 /*
  * Per-target security on a server (the target must be added). The server
- * copies cfg/acl; NULL clears (AuthMethod=None / open). -ENOENT if unknown.
+ * copies cfg/acl into the target; NULL clears (AuthMethod=None / open).
+ * iscsi_server_remove_target() frees them (secrets wiped). -ENOENT if unknown.
  */
 int iscsi_server_set_chap(struct iscsi_server *srv, const char *target,
 			  const struct iscsi_chap_config *cfg);

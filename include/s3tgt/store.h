@@ -36,6 +36,30 @@ enum store_op {
 
 typedef void (*store_cb_fn)(struct store_io *io);
 
+/*
+ * One sample a store reports for GET /metrics (Prometheus text format). The
+ * caller adds the LUN's own labels (target, lun) in front of these.
+ */
+enum store_metric_type {
+	STORE_METRIC_COUNTER,
+	STORE_METRIC_GAUGE,
+};
+
+#define STORE_METRIC_LABELS_MAX 2
+
+struct store_metric {
+	const char *name; /* static: "s3tgt_s3_requests_total" */
+	const char *help; /* static: one line, no newline */
+	enum store_metric_type type;
+	unsigned nlabels;
+	const char *label_name[STORE_METRIC_LABELS_MAX];  /* static, [a-z_]+ */
+	const char *label_value[STORE_METRIC_LABELS_MAX]; /* borrowed for the call only */
+	uint64_t value;
+};
+
+/* Receives each sample; m is borrowed for the call only. */
+typedef void (*store_metric_fn)(void *arg, const struct store_metric *m);
+
 struct store_io {
 	enum store_op op;
 	uint64_t offset; /* bytes, multiple of block_size */
@@ -105,6 +129,13 @@ struct store_ops {
 	 * NULL result: no identity; the layer above falls back to the URI.
 	 */
 	const char *(*volume_id)(struct store *st);
+	/*
+	 * Optional: report this layer's counters through fn, one call per
+	 * sample, then those of what it wraps (store_metrics() on its lower
+	 * store, or its object back end): layering stays down-only and the
+	 * caller needs no knowledge of the stack. Reactor thread, never blocks.
+	 */
+	void (*metrics)(struct store *st, store_metric_fn fn, void *arg);
 };
 
 struct store {
@@ -139,6 +170,9 @@ int store_open_uri(const char *uri, struct reactor *r, struct store **out, char 
 		   size_t errlen);
 /* Close and free; all submitted io must have completed. NULL is a no-op. */
 void store_close(struct store *st);
+
+/* st->ops->metrics(st, fn, arg) when the store has the op; else nothing. */
+void store_metrics(struct store *st, store_metric_fn fn, void *arg);
 
 /* Submit wrapper: checks alignment/range (asserts, the SCSI layer validated) and calls ops. */
 int store_submit(struct store *st, struct store_io *io);

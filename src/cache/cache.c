@@ -48,6 +48,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1798,6 +1799,58 @@ static const char *cache_volume_id(struct store *st)
 	return c->vol_id;
 }
 
+static void cache_metrics(struct store *st, store_metric_fn fn, void *arg)
+{
+	static const struct {
+		const char *name, *help;
+		enum store_metric_type type;
+		size_t off;
+	} fam[] = {
+	    {"s3tgt_cache_hits_total", "Read chunk pieces served from the cache.",
+	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, hits)},
+	    {"s3tgt_cache_misses_total", "Read chunk pieces fetched from the lower store.",
+	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, misses)},
+	    {"s3tgt_cache_dirty_bytes", "Bytes written but not yet stored in the lower store.",
+	     STORE_METRIC_GAUGE, offsetof(struct cache_stats, dirty_bytes)},
+	    {"s3tgt_cache_dirty_chunks", "Chunks holding data not yet stored in the lower store.",
+	     STORE_METRIC_GAUGE, offsetof(struct cache_stats, dirty_chunks)},
+	    {"s3tgt_cache_uploads_total", "Chunk writes to the lower store that succeeded.",
+	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, uploads)},
+	    {"s3tgt_cache_upload_errors_total",
+	     "Chunk writes to the lower store that failed "
+	     "(retried).",
+	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, upload_errors)},
+	    {"s3tgt_cache_merge_reads_total", "Lower reads to merge a partially dirty chunk.",
+	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, merge_reads)},
+	    {"s3tgt_cache_evictions_total", "Clean chunks dropped to make room.",
+	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, evictions)},
+	    {"s3tgt_cache_prefetches_total", "Read-ahead chunk fetches started.",
+	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, prefetches)},
+	    {"s3tgt_cache_backpressure_total", "Writes that waited for room in the cache.",
+	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, backpressure)},
+	    {"s3tgt_cache_recovered_chunks_total",
+	     "Dirty chunks recovered from cache_dir at "
+	     "open.",
+	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, recovered)},
+	};
+	struct cache *c = st->priv;
+	struct cache_stats cs;
+
+	if (cache_store_get_stats(st, &cs) < 0) {
+		return;
+	}
+	for (size_t i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+		struct store_metric m = {
+		    .name = fam[i].name,
+		    .help = fam[i].help,
+		    .type = fam[i].type,
+		};
+		memcpy(&m.value, (const char *)&cs + fam[i].off, sizeof(m.value));
+		fn(arg, &m);
+	}
+	store_metrics(c->lower, fn, arg);
+}
+
 static const char *const g_cache_options[] = {
     "cache_size",    "cache_dir",      "writeback",	"flush_timeout",
     "cache_uploads", "cache_prefetch", "writeback_age", NULL,
@@ -1811,6 +1864,7 @@ const struct store_ops cache_store_ops = {
     .lba_status = cache_lba_status,
     .resize = cache_resize,
     .volume_id = cache_volume_id,
+    .metrics = cache_metrics,
 };
 
 bool cache_store_is(const struct store *st)

@@ -338,6 +338,9 @@ struct iscsi_tgt {
 	struct scsi_target *t;
 	char *alias;
 	struct iscsi_auth_config auth;
+	/* Security (target_admin.c); owned, freed with the target, secrets wiped. */
+	struct iscsi_chap_config *chap; /* NULL = AuthMethod=None */
+	struct iscsi_acl *acl;		/* NULL = open */
 };
 
 struct iscsi_portal {
@@ -362,6 +365,8 @@ struct iscsi_server {
 };
 
 struct iscsi_tgt *iscsi_server_tgt(struct iscsi_server *srv, const char *name);
+/* Free an unlinked target entry: alias, CHAP accounts (wiped) and ACL. */
+void iscsi_tgt_free(struct iscsi_tgt *t);
 /* A connection is gone: unlink it; finishes a shutdown when it was the last. */
 void iscsi_server_conn_gone(struct iscsi_server *srv, struct iscsi_conn *c);
 

@@ -70,8 +70,7 @@ void iscsi_server_destroy(struct iscsi_server *srv)
 	}
 	while ((t = srv->targets) != NULL) {
 		srv->targets = t->next;
-		free(t->alias);
-		free(t);
+		iscsi_tgt_free(t);
 	}
 	free(srv);
 }
@@ -260,8 +259,7 @@ int iscsi_server_remove_target(struct iscsi_server *srv, const char *name)
 		}
 	}
 	*pp = t->next;
-	free(t->alias);
-	free(t);
+	iscsi_tgt_free(t);
 	return 0;
 }
 

@@ -3,12 +3,11 @@
  * read-only views of the server (portals, negotiated session parameters)
  * for the management API.
  *
- * The security settings live in a small table keyed by (server, target
- * name) rather than in struct iscsi_tgt so the login code only reaches them
- * through iscsi_target_chap() / iscsi_server_get_acl(). Everything runs on
- * the server's reactor thread (iscsi.h), so the table needs no lock.
- * Entries disappear when both settings are cleared; the management layer
- * clears them before it removes a target.
+ * The security settings live in the target entry (struct iscsi_tgt) and go
+ * with it: removing a target frees its ACL and wipes its CHAP secrets, so a
+ * target re-created under the same name starts open. The login code reaches
+ * them through iscsi_target_chap() / iscsi_server_get_acl(). Everything runs
+ * on the server's reactor thread (iscsi.h), so nothing needs a lock.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,55 +21,6 @@
 #include "chap.h"
 #include "iscsi_internal.h"
 
-struct tgt_sec {
-	struct tgt_sec *next;
-	struct iscsi_server *srv;
-	char name[ISCSI_NAME_MAX + 1];
-	struct iscsi_chap_config *chap; /* NULL = AuthMethod=None */
-	struct iscsi_acl *acl;		/* NULL = open */
-};
-
-static struct tgt_sec *g_tgt_sec;
-
-static struct tgt_sec **sec_slot(struct iscsi_server *srv, const char *target)
-{
-	struct tgt_sec **pp;
-
-	for (pp = &g_tgt_sec; *pp; pp = &(*pp)->next) {
-		if ((*pp)->srv == srv && strcasecmp((*pp)->name, target) == 0) {
-			break;
-		}
-	}
-	return pp;
-}
-
-static struct tgt_sec *sec_find(struct iscsi_server *srv, const char *target)
-{
-	return *sec_slot(srv, target);
-}
-
-static int sec_get(struct iscsi_server *srv, const char *target, struct tgt_sec **out)
-{
-	struct tgt_sec *s;
-
-	if (!iscsi_server_find_target(srv, target)) {
-		return -ENOENT;
-	}
-	s = sec_find(srv, target);
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s) {
-			return -ENOMEM;
-		}
-		s->srv = srv;
-		snprintf(s->name, sizeof(s->name), "%s", target);
-		s->next = g_tgt_sec;
-		g_tgt_sec = s;
-	}
-	*out = s;
-	return 0;
-}
-
 static void free_chap(struct iscsi_chap_config *c)
 {
 	if (c) {
@@ -79,45 +29,35 @@ static void free_chap(struct iscsi_chap_config *c)
 	}
 }
 
-/* Drop the entry once it holds nothing. */
-static void sec_trim(struct iscsi_server *srv, const char *target)
+void iscsi_tgt_free(struct iscsi_tgt *t)
 {
-	struct tgt_sec **pp = sec_slot(srv, target), *s = *pp;
-
-	if (s && !s->chap && !s->acl) {
-		*pp = s->next;
-		free(s);
+	if (!t) {
+		return;
 	}
+	free_chap(t->chap);
+	iscsi_acl_destroy(t->acl);
+	free(t->alias);
+	free(t);
 }
 
 int iscsi_server_set_chap(struct iscsi_server *srv, const char *target,
 			  const struct iscsi_chap_config *cfg)
 {
+	struct iscsi_tgt *t = iscsi_server_tgt(srv, target);
 	struct iscsi_chap_config *copy = NULL;
-	struct tgt_sec *s;
-	int rc;
 
-	if (!cfg) {
-		s = sec_find(srv, target);
-		if (s) {
-			free_chap(s->chap);
-			s->chap = NULL;
-			sec_trim(srv, target);
+	if (!t) {
+		return -ENOENT;
+	}
+	if (cfg) {
+		copy = malloc(sizeof(*copy));
+		if (!copy) {
+			return -ENOMEM;
 		}
-		return iscsi_server_find_target(srv, target) ? 0 : -ENOENT;
+		*copy = *cfg;
 	}
-	rc = sec_get(srv, target, &s);
-	if (rc) {
-		return rc;
-	}
-	copy = malloc(sizeof(*copy));
-	if (!copy) {
-		sec_trim(srv, target);
-		return -ENOMEM;
-	}
-	*copy = *cfg;
-	free_chap(s->chap);
-	s->chap = copy;
+	free_chap(t->chap);
+	t->chap = copy;
 	return 0;
 }
 
@@ -133,46 +73,37 @@ bool iscsi_server_has_chap(struct iscsi_server *srv, const char *target, bool *m
 
 const struct iscsi_chap_config *iscsi_target_chap(struct iscsi_server *srv, const char *target)
 {
-	struct tgt_sec *s = sec_find(srv, target);
+	struct iscsi_tgt *t = iscsi_server_tgt(srv, target);
 
-	return s ? s->chap : NULL;
+	return t ? t->chap : NULL;
 }
 
 int iscsi_server_set_acl(struct iscsi_server *srv, const char *target,
 			 const struct iscsi_acl *acl)
 {
+	struct iscsi_tgt *t = iscsi_server_tgt(srv, target);
 	struct iscsi_acl *copy = NULL;
-	struct tgt_sec *s;
 	int rc;
 
-	if (iscsi_acl_is_open(acl)) {
-		s = sec_find(srv, target);
-		if (s) {
-			iscsi_acl_destroy(s->acl);
-			s->acl = NULL;
-			sec_trim(srv, target);
+	if (!t) {
+		return -ENOENT;
+	}
+	if (!iscsi_acl_is_open(acl)) {
+		rc = iscsi_acl_copy(acl, &copy);
+		if (rc) {
+			return rc;
 		}
-		return iscsi_server_find_target(srv, target) ? 0 : -ENOENT;
 	}
-	rc = sec_get(srv, target, &s);
-	if (rc) {
-		return rc;
-	}
-	rc = iscsi_acl_copy(acl, &copy);
-	if (rc) {
-		sec_trim(srv, target);
-		return rc;
-	}
-	iscsi_acl_destroy(s->acl);
-	s->acl = copy;
+	iscsi_acl_destroy(t->acl);
+	t->acl = copy;
 	return 0;
 }
 
 const struct iscsi_acl *iscsi_server_get_acl(struct iscsi_server *srv, const char *target)
 {
-	struct tgt_sec *s = sec_find(srv, target);
+	struct iscsi_tgt *t = iscsi_server_tgt(srv, target);
 
-	return s ? s->acl : NULL;
+	return t ? t->acl : NULL;
 }
 
 size_t iscsi_server_list_portals(struct iscsi_server *srv, struct iscsi_portal_info *out,

@@ -17,7 +17,6 @@
 #include <strings.h>
 
 #include "mgmt_internal.h"
-#include "s3tgt/cache.h"
 #include "s3tgt/core.h"
 #include "s3tgt/log.h"
 #include "s3tgt/scsi.h"
@@ -302,48 +301,137 @@ out:
 	json_decref(o);
 }
 
-struct force_delete {
+/*
+ * A delete in progress: a forced target delete first waits for the logged-out
+ * sessions to go; every delete then waits for the flush of its LUs
+ * (mgmt_target_delete / mgmt_lun_delete) before it answers.
+ */
+struct del_ctx {
 	struct mgmt_state *s;
-	struct mgmt_req *req;
+	struct mgmt_req *req; /* NULL: nobody can wait (no req->done), freed by the callback */
 	char name[ISCSI_NAME_MAX + 1];
+	bool is_lun;
+	uint64_t lun;
 	uint64_t deadline;
+	bool save_failed; /* saved() has put its error reply */
+	bool async;	  /* mgmt_api_handle() returned false: req->done() answers */
+	bool flushed;	  /* the flush callback ran */
+	int status;
 };
 
-static void finish_delete(struct force_delete *fd, int rc)
+static void del_reply(struct del_ctx *dc)
 {
-	struct mgmt_req *req = fd->req;
+	struct mgmt_req *req = dc->req;
+	char what[ISCSI_NAME_MAX + 32];
 
-	if (rc == 0) {
-		LOG_INFO("mgmt", "target %s deleted", fd->name);
-		if (saved(fd->s, req)) {
-			reply_json(req, 204, NULL);
-		}
-	} else if (rc == -EBUSY) {
-		reply_errorf(req, 409, "target: %s still has sessions", fd->name);
+	if (dc->is_lun) {
+		snprintf(what, sizeof(what), "%s LUN %llu", dc->name, (unsigned long long)dc->lun);
 	} else {
-		reply_errorf(req, errno_status(rc), "target: %s: %s", fd->name, strerror(-rc));
+		snprintf(what, sizeof(what), "target %s", dc->name);
+	}
+	if (dc->status < 0) {
+		reply_errorf(req, 503,
+			     "flush: %s is deleted, but its cached writes are not all stored yet "
+			     "(%s); its store stays open and keeps retrying",
+			     what, strerror(-dc->status));
+	} else if (!dc->save_failed) {
+		LOG_INFO("mgmt", "%s deleted", what);
+		reply_json(req, 204, NULL);
+	}
+}
+
+static void del_flushed(void *arg, int status)
+{
+	struct del_ctx *dc = arg;
+
+	dc->flushed = true;
+	dc->status = status;
+	if (!dc->req) {
+		free(dc);
+	} else if (dc->async) {
+		del_reply(dc);
+		dc->req->done(dc->req);
+		free(dc);
+	}
+}
+
+static struct del_ctx *del_ctx_new(struct mgmt_state *s, struct mgmt_req *req, const char *name)
+{
+	struct del_ctx *dc = calloc(1, sizeof(*dc));
+
+	if (!dc) {
+		reply_error(req, 500, "out of memory");
+		return NULL;
+	}
+	dc->s = s;
+	dc->req = req;
+	snprintf(dc->name, sizeof(dc->name), "%s", name);
+	return dc;
+}
+
+/*
+ * The delete call returned 0: save, then answer now if the flush is over,
+ * else later. Returns what mgmt_api_handle() returns.
+ */
+static bool del_started(struct del_ctx *dc)
+{
+	struct mgmt_req *req = dc->req;
+
+	dc->save_failed = !saved(dc->s, req);
+	if (dc->flushed) {
+		bool async = dc->async;
+		del_reply(dc);
+		free(dc);
+		if (async) {
+			req->done(req);
+		}
+		return !async;
+	}
+	if (dc->async || req->done) {
+		dc->async = true;
+		return false;
+	}
+	/* No way to answer later: answer now; the flush goes on and frees dc. */
+	if (!dc->save_failed) {
+		reply_json(req, 204, NULL);
+	}
+	dc->req = NULL;
+	return true;
+}
+
+static void target_del_failed(struct del_ctx *dc, int rc)
+{
+	if (rc == -EBUSY) {
+		reply_errorf(dc->req, 409, "target: %s still has sessions", dc->name);
+	} else {
+		reply_errorf(dc->req, errno_status(rc), "target: %s: %s", dc->name, strerror(-rc));
 	}
 }
 
 static void force_delete_retry(void *arg)
 {
-	struct force_delete *fd = arg;
-	int rc = mgmt_target_delete(fd->s, fd->name);
+	struct del_ctx *dc = arg;
+	struct mgmt_req *req = dc->req;
+	int rc = mgmt_target_delete(dc->s, dc->name, del_flushed, dc);
 
-	if (rc == -EBUSY && reactor_now_ms() < fd->deadline) {
+	if (rc == -EBUSY && reactor_now_ms() < dc->deadline) {
 		/* Closed connections leave once their commands completed. */
-		if (reactor_timer_add(fd->s->r, FORCE_RETRY_MS, false, force_delete_retry, fd)) {
+		if (reactor_timer_add(dc->s->r, FORCE_RETRY_MS, false, force_delete_retry, dc)) {
 			return;
 		}
 	}
-	finish_delete(fd, rc);
-	fd->req->done(fd->req);
-	free(fd);
+	if (rc == 0) {
+		del_started(dc);
+		return;
+	}
+	target_del_failed(dc, rc);
+	req->done(req);
+	free(dc);
 }
 
 static bool delete_target(struct mgmt_state *s, struct mgmt_req *req, const char *name)
 {
-	struct force_delete *fd;
+	struct del_ctx *dc;
 	size_t i;
 	unsigned n;
 	int rc;
@@ -357,26 +445,26 @@ static bool delete_target(struct mgmt_state *s, struct mgmt_req *req, const char
 			     n);
 		return true;
 	}
-	fd = calloc(1, sizeof(*fd));
-	if (!fd) {
-		reply_error(req, 500, "out of memory");
+	dc = del_ctx_new(s, req, s->cfg.targets[i].name);
+	if (!dc) {
 		return true;
 	}
-	fd->s = s;
-	fd->req = req;
-	snprintf(fd->name, sizeof(fd->name), "%s", s->cfg.targets[i].name);
-	fd->deadline = reactor_now_ms() + FORCE_TIMEOUT_MS;
+	dc->deadline = reactor_now_ms() + FORCE_TIMEOUT_MS;
 	if (n > 0) {
-		LOG_INFO("mgmt", "target %s: logging out %u session(s) before delete", fd->name,
-			 mgmt_logout_target(s, fd->name));
+		LOG_INFO("mgmt", "target %s: logging out %u session(s) before delete", dc->name,
+			 mgmt_logout_target(s, dc->name));
 	}
-	rc = mgmt_target_delete(s, fd->name);
+	rc = mgmt_target_delete(s, dc->name, del_flushed, dc);
+	if (rc == 0) {
+		return del_started(dc);
+	}
 	if (rc == -EBUSY && req->force && req->done &&
-	    reactor_timer_add(s->r, FORCE_RETRY_MS, false, force_delete_retry, fd)) {
+	    reactor_timer_add(s->r, FORCE_RETRY_MS, false, force_delete_retry, dc)) {
+		dc->async = true;
 		return false;
 	}
-	finish_delete(fd, rc);
-	free(fd);
+	target_del_failed(dc, rc);
+	free(dc);
 	return true;
 }
 
@@ -453,7 +541,7 @@ static bool parse_lun_path(struct mgmt_req *req, const char *text, uint64_t *lun
 	return true;
 }
 
-static void lun_item(struct mgmt_state *s, struct mgmt_req *req, const char *target,
+static bool lun_item(struct mgmt_state *s, struct mgmt_req *req, const char *target,
 		     const char *lun_text)
 {
 	struct mgmt_target_cfg *tc;
@@ -464,7 +552,7 @@ static void lun_item(struct mgmt_state *s, struct mgmt_req *req, const char *tar
 	int rc;
 
 	if (!target_index(s, req, target, &i) || !parse_lun_path(req, lun_text, &lun)) {
-		return;
+		return true;
 	}
 	tc = &s->cfg.targets[i];
 	for (size_t k = 0; k < tc->nluns; k++) {
@@ -473,33 +561,39 @@ static void lun_item(struct mgmt_state *s, struct mgmt_req *req, const char *tar
 		}
 		if (strcmp(req->method, "GET") == 0) {
 			reply_json(req, 200, lun_json(s, tc, &s->rt[i], k));
-			return;
+			return true;
 		}
 		if (strcmp(req->method, "DELETE") == 0) {
-			rc = mgmt_lun_delete(s, tc->name, lun, req->force);
+			struct del_ctx *dc = del_ctx_new(s, req, tc->name);
+			if (!dc) {
+				return true;
+			}
+			dc->is_lun = true;
+			dc->lun = lun;
+			rc = mgmt_lun_delete(s, tc->name, lun, req->force, del_flushed, dc);
+			if (rc == 0) {
+				return del_started(dc);
+			}
+			free(dc);
 			if (rc == -EBUSY) {
 				reply_errorf(req, 409,
 					     "lun: LUN %llu of %s is in use (sessions logged in or "
 					     "commands running); use force=true",
 					     (unsigned long long)lun, tc->name);
-			} else if (rc < 0) {
+			} else {
 				reply_errorf(req, errno_status(rc), "lun: %s", strerror(-rc));
-			} else if (saved(s, req)) {
-				LOG_INFO("mgmt", "%s LUN %llu deleted", target,
-					 (unsigned long long)lun);
-				reply_json(req, 204, NULL);
 			}
-			return;
+			return true;
 		}
 		/* PUT / PATCH: resize */
 		static const char *const keys[] = { "size", NULL };
 		o = parse_body(req);
 		if (!o) {
-			return;
+			return true;
 		}
 		if (!only_keys(req, o, keys)) {
 			json_decref(o);
-			return;
+			return true;
 		}
 		v = json_object_get(o, "size");
 		if (json_is_integer(v) && json_integer_value(v) > 0) {
@@ -508,7 +602,7 @@ static void lun_item(struct mgmt_state *s, struct mgmt_req *req, const char *tar
 			reply_error(req, 400,
 				    "size: expected bytes as an integer or a string like \"2G\"");
 			json_decref(o);
-			return;
+			return true;
 		}
 		json_decref(o);
 		rc = mgmt_lun_resize(s, tc->name, lun, size, err, sizeof(err));
@@ -519,9 +613,10 @@ static void lun_item(struct mgmt_state *s, struct mgmt_req *req, const char *tar
 				 (unsigned long long)lun, (unsigned long long)size);
 			reply_json(req, 200, lun_json(s, tc, &s->rt[i], k));
 		}
-		return;
+		return true;
 	}
 	reply_errorf(req, 404, "lun: no LUN %llu on %s", (unsigned long long)lun, tc->name);
+	return true;
 }
 
 static void list_tpgts(struct mgmt_state *s, struct mgmt_req *req)
@@ -869,30 +964,177 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 	}
 }
 
-void mgmt_metrics_render(struct mgmt_state *s, struct mgmt_req *req)
+/*
+ * Text format 0.0.4: a label value escapes backslash, double quote and
+ * newline; HELP text escapes backslash and newline. New string or NULL.
+ */
+static char *prom_escape(const char *v, bool quote)
 {
-	struct sbuf b = { 0 };
-	struct iscsi_session_info *in;
-	size_t nsess = sessions(s, &in);
+	size_t n = 0;
+	char *out, *o;
 
-	sb_printf(&b, "# HELP s3tgt_targets Targets configured.\n# TYPE s3tgt_targets gauge\n"
-		      "s3tgt_targets %zu\n",
-		  s->cfg.ntargets);
-	sb_printf(&b, "# HELP s3tgt_sessions Sessions logged in, by target.\n"
-		      "# TYPE s3tgt_sessions gauge\n");
+	for (const char *p = v; *p; p++) {
+		n += (*p == '\\' || *p == '\n' || (quote && *p == '"')) ? 2 : 1;
+	}
+	out = malloc(n + 1);
+	if (!out) {
+		return NULL;
+	}
+	o = out;
+	for (const char *p = v; *p; p++) {
+		if (*p == '\\' || (quote && *p == '"')) {
+			*o++ = '\\';
+			*o++ = *p;
+		} else if (*p == '\n') {
+			*o++ = '\\';
+			*o++ = 'n';
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * Samples the stores report (store.h store_metrics()), grouped by metric
+ * name: the format wants every sample of a family after its one HELP/TYPE
+ * pair, while the stores report LUN by LUN.
+ */
+struct msample {
+	size_t target; /* index into the escaped target names */
+	uint64_t lun;
+	char *labels; /* ",k=\"v\"..." (escaped), or "" */
+	uint64_t value;
+};
+
+struct mfamily {
+	const char *name, *help; /* static, from the store */
+	enum store_metric_type type;
+	struct msample *v;
+	size_t n, cap;
+};
+
+struct mcollect {
+	struct mfamily *f;
+	size_t n, cap;
+	size_t target;
+	uint64_t lun;
+	bool oom;
+};
+
+static struct mfamily *mc_family(struct mcollect *mc, const struct store_metric *m)
+{
+	struct mfamily *f;
+
+	for (size_t i = 0; i < mc->n; i++) {
+		if (strcmp(mc->f[i].name, m->name) == 0) {
+			return &mc->f[i];
+		}
+	}
+	if (mc->n == mc->cap) {
+		size_t ncap = mc->cap ? mc->cap * 2 : 16;
+		f = realloc(mc->f, ncap * sizeof(*f));
+		if (!f) {
+			return NULL;
+		}
+		mc->f = f;
+		mc->cap = ncap;
+	}
+	f = &mc->f[mc->n++];
+	memset(f, 0, sizeof(*f));
+	f->name = m->name;
+	f->help = m->help;
+	f->type = m->type;
+	return f;
+}
+
+static void mc_add(void *arg, const struct store_metric *m)
+{
+	struct mcollect *mc = arg;
+	struct mfamily *f;
+	struct sbuf lb = {0};
+	struct msample *v;
+
+	if (mc->oom || !(f = mc_family(mc, m))) {
+		mc->oom = true;
+		return;
+	}
+	for (unsigned i = 0; i < m->nlabels && i < STORE_METRIC_LABELS_MAX; i++) {
+		char *e = prom_escape(m->label_value[i] ? m->label_value[i] : "", true);
+		if (!e) {
+			lb.oom = true;
+			break;
+		}
+		sb_printf(&lb, ",%s=\"%s\"", m->label_name[i], e);
+		free(e);
+	}
+	if (!lb.oom && !lb.p) {
+		lb.p = strdup("");
+		lb.oom = !lb.p;
+	}
+	if (!lb.oom && f->n == f->cap) {
+		size_t ncap = f->cap ? f->cap * 2 : 16;
+		v = realloc(f->v, ncap * sizeof(*v));
+		if (v) {
+			f->v = v;
+			f->cap = ncap;
+		}
+		lb.oom = !v;
+	}
+	if (lb.oom) {
+		free(lb.p);
+		mc->oom = true;
+		return;
+	}
+	f->v[f->n++] = (struct msample){
+	    .target = mc->target, .lun = mc->lun, .labels = lb.p, .value = m->value};
+}
+
+static void mc_fini(struct mcollect *mc)
+{
+	for (size_t i = 0; i < mc->n; i++) {
+		for (size_t k = 0; k < mc->f[i].n; k++) {
+			free(mc->f[i].v[k].labels);
+		}
+		free(mc->f[i].v);
+	}
+	free(mc->f);
+}
+
+static void render_store_metrics(struct mgmt_state *s, char **tn, struct sbuf *b)
+{
+	struct mcollect mc = {0};
+
 	for (size_t i = 0; i < s->cfg.ntargets; i++) {
-		sb_printf(&b, "s3tgt_sessions{target=\"%s\"} %u\n", s->cfg.targets[i].name,
-			  iscsi_server_target_sessions(s->srv, s->cfg.targets[i].name));
+		for (size_t k = 0; k < s->rt[i].nluns; k++) {
+			mc.target = i;
+			mc.lun = s->rt[i].luns[k].lun;
+			store_metrics(scsi_lu_store(s->rt[i].luns[k].lu), mc_add, &mc);
+		}
 	}
-	unsigned disc = 0;
-	for (size_t i = 0; i < nsess; i++) {
-		disc += in[i].discovery;
+	b->oom |= mc.oom;
+	for (size_t i = 0; i < mc.n && !b->oom; i++) {
+		const struct mfamily *f = &mc.f[i];
+		char *help = prom_escape(f->help ? f->help : "", false);
+		if (!help) {
+			b->oom = true;
+			break;
+		}
+		sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", f->name, help, f->name,
+			  f->type == STORE_METRIC_GAUGE ? "gauge" : "counter");
+		free(help);
+		for (size_t k = 0; k < f->n; k++) {
+			sb_printf(b, "%s{target=\"%s\",lun=\"%llu\"%s} %llu\n", f->name,
+				  tn[f->v[k].target], (unsigned long long)f->v[k].lun,
+				  f->v[k].labels, (unsigned long long)f->v[k].value);
+		}
 	}
-	free(in);
-	sb_printf(&b, "# HELP s3tgt_discovery_sessions Discovery sessions open.\n"
-		      "# TYPE s3tgt_discovery_sessions gauge\ns3tgt_discovery_sessions %u\n",
-		  disc);
+	mc_fini(&mc);
+}
 
+static void render_lun_metrics(struct mgmt_state *s, char **tnames, struct sbuf *b)
+{
 	static const struct {
 		const char *name, *type, *help;
 	} fam[] = {
@@ -903,22 +1145,23 @@ void mgmt_metrics_render(struct mgmt_state *s, struct mgmt_req *req)
 		{ "s3tgt_lun_bytes_total", "counter", "Bytes read or written, by op." },
 		{ "s3tgt_lun_latency_seconds", "histogram", "Store operation latency, by op." },
 	};
+
 	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
-		sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+		sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
 			  fam[f].type);
 		for (size_t i = 0; i < s->cfg.ntargets; i++) {
-			const char *tn = s->cfg.targets[i].name;
+			const char *tn = tnames[i];
 			for (size_t k = 0; k < s->rt[i].nluns; k++) {
 				const struct mgmt_lun_rt *lr = &s->rt[i].luns[k];
 				unsigned long long lun = (unsigned long long)lr->lun;
 				if (f == 0) {
-					sb_printf(&b, "%s{target=\"%s\",lun=\"%llu\"} %llu\n",
+					sb_printf(b, "%s{target=\"%s\",lun=\"%llu\"} %llu\n",
 						  fam[f].name, tn, lun,
 						  (unsigned long long)scsi_lu_store(lr->lu)->size);
 					continue;
 				}
 				if (f == 1) {
-					sb_printf(&b, "%s{target=\"%s\",lun=\"%llu\"} %u\n",
+					sb_printf(b, "%s{target=\"%s\",lun=\"%llu\"} %u\n",
 						  fam[f].name, tn, lun, scsi_lu_busy(lr->lu));
 					continue;
 				}
@@ -926,90 +1169,94 @@ void mgmt_metrics_render(struct mgmt_state *s, struct mgmt_req *req)
 					const struct mgmt_op_stats *o = &lr->stats->op[op];
 					const char *on = mgmt_op_name(op);
 					if (f == 2 || f == 3) {
-						sb_printf(&b,
-							  "%s{target=\"%s\",lun=\"%llu\",op=\"%s\"} "
-							  "%llu\n",
-							  fam[f].name, tn, lun, on,
-							  (unsigned long long)(f == 2 ? o->count
-										      : o->errors));
+						sb_printf(
+						    b,
+						    "%s{target=\"%s\",lun=\"%llu\",op=\"%s\"} "
+						    "%llu\n",
+						    fam[f].name, tn, lun, on,
+						    (unsigned long long)(f == 2 ? o->count
+										: o->errors));
 					} else if (f == 4) {
 						if (op != STORE_OP_READ && op != STORE_OP_WRITE) {
 							continue;
 						}
-						sb_printf(&b,
-							  "%s{target=\"%s\",lun=\"%llu\",op=\"%s\"} "
-							  "%llu\n",
-							  fam[f].name, tn, lun, on,
-							  (unsigned long long)o->bytes);
+						sb_printf(
+						    b,
+						    "%s{target=\"%s\",lun=\"%llu\",op=\"%s\"} "
+						    "%llu\n",
+						    fam[f].name, tn, lun, on,
+						    (unsigned long long)o->bytes);
 					} else {
 						uint64_t cum = 0;
 						for (unsigned bk = 0; bk < MGMT_LAT_BUCKETS; bk++) {
 							cum += o->lat_bucket[bk];
-							sb_printf(&b,
-								  "%s_bucket{target=\"%s\",lun=\"%"
-								  "llu\",op=\"%s\",le=\"%g\"} %llu\n",
-								  fam[f].name, tn, lun, on,
-								  mgmt_lat_bounds[bk],
-								  (unsigned long long)cum);
+							sb_printf(
+							    b,
+							    "%s_bucket{target=\"%s\",lun=\"%"
+							    "llu\",op=\"%s\",le=\"%g\"} %llu\n",
+							    fam[f].name, tn, lun, on,
+							    mgmt_lat_bounds[bk],
+							    (unsigned long long)cum);
 						}
-						sb_printf(&b,
-							  "%s_bucket{target=\"%s\",lun=\"%llu\",op=\""
-							  "%s\",le=\"+Inf\"} %llu\n"
-							  "%s_sum{target=\"%s\",lun=\"%llu\",op=\"%s\"}"
-							  " %.9f\n"
-							  "%s_count{target=\"%s\",lun=\"%llu\",op=\"%"
-							  "s\"} %llu\n",
-							  fam[f].name, tn, lun, on,
-							  (unsigned long long)o->count, fam[f].name, tn,
-							  lun, on, (double)o->lat_sum_ns / 1e9,
-							  fam[f].name, tn, lun, on,
-							  (unsigned long long)o->count);
+						sb_printf(
+						    b,
+						    "%s_bucket{target=\"%s\",lun=\"%llu\",op=\""
+						    "%s\",le=\"+Inf\"} %llu\n"
+						    "%s_sum{target=\"%s\",lun=\"%llu\",op=\"%s\"}"
+						    " %.9f\n"
+						    "%s_count{target=\"%s\",lun=\"%llu\",op=\"%"
+						    "s\"} %llu\n",
+						    fam[f].name, tn, lun, on,
+						    (unsigned long long)o->count, fam[f].name, tn,
+						    lun, on, (double)o->lat_sum_ns / 1e9,
+						    fam[f].name, tn, lun, on,
+						    (unsigned long long)o->count);
 					}
 				}
 			}
 		}
 	}
-	static const struct {
-		const char *name, *type, *help;
-		size_t off;
-	} cfam[] = {
-		{ "s3tgt_cache_hits_total", "counter", "Read pieces served from the cache.",
-		  offsetof(struct cache_stats, hits) },
-		{ "s3tgt_cache_misses_total", "counter", "Read pieces fetched from the lower store.",
-		  offsetof(struct cache_stats, misses) },
-		{ "s3tgt_cache_dirty_bytes", "gauge", "Dirty bytes not yet written back.",
-		  offsetof(struct cache_stats, dirty_bytes) },
-		{ "s3tgt_cache_uploads_total", "counter", "Chunk writes to the lower store.",
-		  offsetof(struct cache_stats, uploads) },
-		{ "s3tgt_cache_upload_errors_total", "counter", "Failed chunk writes (retried).",
-		  offsetof(struct cache_stats, upload_errors) },
-		{ "s3tgt_cache_evictions_total", "counter", "Clean chunks dropped for room.",
-		  offsetof(struct cache_stats, evictions) },
-	};
-	for (size_t f = 0; f < sizeof(cfam) / sizeof(cfam[0]); f++) {
-		bool head = false;
-		for (size_t i = 0; i < s->cfg.ntargets; i++) {
-			for (size_t k = 0; k < s->rt[i].nluns; k++) {
-				struct store *lower =
-					mgmt_stats_lower(scsi_lu_store(s->rt[i].luns[k].lu));
-				struct cache_stats cs;
-				uint64_t v;
-				if (!cache_store_is(lower) || cache_store_get_stats(lower, &cs) < 0) {
-					continue;
-				}
-				if (!head) {
-					sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", cfam[f].name,
-						  cfam[f].help, cfam[f].name, cfam[f].type);
-					head = true;
-				}
-				memcpy(&v, (const char *)&cs + cfam[f].off, sizeof(v));
-				sb_printf(&b, "%s{target=\"%s\",lun=\"%llu\"} %llu\n", cfam[f].name,
-					  s->cfg.targets[i].name,
-					  (unsigned long long)s->rt[i].luns[k].lun,
-					  (unsigned long long)v);
-			}
-		}
+}
+
+void mgmt_metrics_render(struct mgmt_state *s, struct mgmt_req *req)
+{
+	struct sbuf b = {0};
+	struct iscsi_session_info *in;
+	size_t nsess = sessions(s, &in);
+	char **tn = calloc(s->cfg.ntargets ? s->cfg.ntargets : 1, sizeof(*tn));
+	unsigned disc = 0;
+
+	b.oom = !tn;
+	for (size_t i = 0; tn && i < s->cfg.ntargets; i++) {
+		tn[i] = prom_escape(s->cfg.targets[i].name, true);
+		b.oom |= !tn[i];
 	}
+	sb_printf(&b,
+		  "# HELP s3tgt_targets Targets configured.\n# TYPE s3tgt_targets gauge\n"
+		  "s3tgt_targets %zu\n",
+		  s->cfg.ntargets);
+	sb_printf(&b, "# HELP s3tgt_sessions Sessions logged in, by target.\n"
+		      "# TYPE s3tgt_sessions gauge\n");
+	for (size_t i = 0; !b.oom && i < s->cfg.ntargets; i++) {
+		sb_printf(&b, "s3tgt_sessions{target=\"%s\"} %u\n", tn[i],
+			  iscsi_server_target_sessions(s->srv, s->cfg.targets[i].name));
+	}
+	for (size_t i = 0; i < nsess; i++) {
+		disc += in[i].discovery;
+	}
+	free(in);
+	sb_printf(&b,
+		  "# HELP s3tgt_discovery_sessions Discovery sessions open.\n"
+		  "# TYPE s3tgt_discovery_sessions gauge\ns3tgt_discovery_sessions %u\n",
+		  disc);
+	if (!b.oom) {
+		render_lun_metrics(s, tn, &b);
+		render_store_metrics(s, tn, &b);
+	}
+	for (size_t i = 0; tn && i < s->cfg.ntargets; i++) {
+		free(tn[i]);
+	}
+	free(tn);
 	if (b.oom) {
 		free(b.p);
 		reply_error(req, 500, "out of memory");
@@ -1104,10 +1351,8 @@ bool mgmt_api_handle(struct mgmt_state *s, struct mgmt_req *req)
 			return true;
 		}
 		if (strcmp(part[3], "luns") == 0 && n == 5) {
-			if (method_is(req, "GET, PUT, PATCH, DELETE")) {
-				lun_item(s, req, part[2], part[4]);
-			}
-			return true;
+			return !method_is(req, "GET, PUT, PATCH, DELETE") ||
+			       lun_item(s, req, part[2], part[4]);
 		}
 		if (strcmp(part[3], "acl") == 0 && n == 4) {
 			if (method_is(req, "GET, PUT") && target_index(s, req, part[2], &ti)) {

@@ -100,8 +100,6 @@ extern const double mgmt_lat_bounds[MGMT_LAT_BUCKETS];
  */
 int mgmt_stats_wrap(struct store *lower, struct store **out, struct mgmt_lun_stats **stats);
 const char *mgmt_op_name(unsigned op);
-/* The store a counting store forwards to (borrowed). */
-struct store *mgmt_stats_lower(struct store *wrapper);
 
 /* ---- state.c ---- */
 struct mgmt_lun_rt {
@@ -116,7 +114,7 @@ struct mgmt_target_rt {
 	size_t nluns;
 };
 
-struct mgmt_dying; /* LUs waiting for their commands to drain */
+struct mgmt_dying; /* deleted LUs waiting to drain, be flushed and be closed */
 
 struct mgmt_state {
 	struct reactor *r;
@@ -128,6 +126,7 @@ struct mgmt_state {
 	struct mgmt_target_rt *rt;	/* parallel to cfg.targets */
 	struct mgmt_dying *dying;
 	struct reactor_timer *reap_timer;
+	struct reactor_timer *reap_kick; /* one-shot: close a flushed LU at once */
 };
 
 /* HTTP-free request/response, so the router is unit-testable. */
@@ -158,11 +157,27 @@ void mgmt_req_fini(struct mgmt_req *req);
 /* state.c operations; return 0 or -errno with err (and *field) set. */
 int mgmt_target_create(struct mgmt_state *s, const char *name, const char *alias, char *err,
 		       size_t errlen);
-int mgmt_target_delete(struct mgmt_state *s, const char *name);
+/*
+ * Deletes hand their LUs to the reaper: each waits until its commands are
+ * done, gets STORE_OP_FLUSH (a write-back cache stores what it acknowledged),
+ * and only then is closed. done(arg, status) runs exactly once, from the
+ * reactor or before the call returns: status 0 once every LU of the call is
+ * flushed and closed; -ETIMEDOUT after MGMT_FLUSH_TIMEOUT_MS, or the first
+ * flush error. A store whose flush timed out or failed transiently stays
+ * open and the flush is retried every MGMT_FLUSH_RETRY_MS, so nothing
+ * acknowledged is dropped while the daemon runs. On -errno returns (nothing
+ * changed) done never runs.
+ */
+#define MGMT_FLUSH_TIMEOUT_MS 20000u
+#define MGMT_FLUSH_RETRY_MS 5000u
+typedef void (*mgmt_retired_fn)(void *arg, int status);
+/* -EBUSY while sessions are logged in to it. */
+int mgmt_target_delete(struct mgmt_state *s, const char *name, mgmt_retired_fn done, void *arg);
 int mgmt_lun_create(struct mgmt_state *s, const char *target, uint64_t lun, const char *uri,
 		    char *err, size_t errlen);
 /* -EBUSY while the LU has commands in flight (unless force: removed, destroyed once drained). */
-int mgmt_lun_delete(struct mgmt_state *s, const char *target, uint64_t lun, bool force);
+int mgmt_lun_delete(struct mgmt_state *s, const char *target, uint64_t lun, bool force,
+		    mgmt_retired_fn done, void *arg);
 int mgmt_lun_resize(struct mgmt_state *s, const char *target, uint64_t lun, uint64_t size,
 		    char *err, size_t errlen);
 int mgmt_acl_apply(struct mgmt_state *s, struct mgmt_target_cfg *tc);

@@ -5,9 +5,15 @@
  *
  * Invariants: cfg.targets[i] and rt[i] describe the same target; every
  * target in cfg is exported by the server; a LUN in cfg has an LU in its
- * target. An LU removed while commands are still running sits on the dying
- * list until scsi_lu_busy() is 0 and is destroyed then (a 100 ms timer).
- * Everything runs on the reactor thread.
+ * target. A deleted LU leaves cfg and its target at once and moves to the
+ * dying list, checked by a 100 ms timer:
+ *
+ *   DRAIN --scsi_lu_busy() == 0--> FLUSH --flush ok / -ENOTSUP / hard error--> CLOSE
+ *     ^                              |                                           |
+ *     +--- -ETIMEDOUT/-EAGAIN, 5 s --+                       scsi_lu_destroy (store_close)
+ *
+ * The store is never closed while its flush is in flight. Everything runs on
+ * the reactor thread.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,10 +29,37 @@
 
 #define REAP_MS 100
 
+/*
+ * A deleted LU on its way out. DRAIN: commands still running, or waiting to
+ * retry a failed flush; FLUSH: STORE_OP_FLUSH in flight (the store must stay
+ * open); CLOSE: flushed, destroyed at the next reap.
+ */
+enum dying_state {
+	DYING_DRAIN,
+	DYING_FLUSH,
+	DYING_CLOSE,
+};
+
 struct mgmt_dying {
 	struct mgmt_dying *next;
+	struct mgmt_state *s;
 	struct scsi_lu *lu;
-	struct scsi_target *t; /* destroyed with its last LU when set */
+	struct scsi_target *t; /* destroyed with the entry when set */
+	struct mgmt_retire *w; /* who waits for the flush; NULL: nobody (any more) */
+	enum dying_state state;
+	int status;	   /* CLOSE: the flush result told to w once closed */
+	uint64_t retry_ms; /* DRAIN after a failed flush: not before this time */
+	struct store_io io;
+};
+
+/* One delete call waiting for the flushes of its LUs. */
+struct mgmt_retire {
+	struct mgmt_state *s;
+	unsigned pending; /* LUs not yet flushed (or failed) */
+	int status;	  /* first failure */
+	struct reactor_timer *timer;
+	mgmt_retired_fn done;
+	void *arg;
 };
 
 static char *dup_or_null(const char *s, int *bad)
@@ -162,20 +195,130 @@ int mgmt_chap_apply(struct mgmt_state *s, struct mgmt_target_cfg *tc)
 	return iscsi_server_set_chap(s->srv, tc->name, tc->has_chap ? &tc->chap : NULL);
 }
 
+static void retire_finish(struct mgmt_retire *w)
+{
+	struct mgmt_state *s = w->s;
+
+	if (w->timer) {
+		reactor_timer_cancel(s->r, w->timer);
+	}
+	for (struct mgmt_dying *d = s->dying; d; d = d->next) {
+		if (d->w == w) {
+			d->w = NULL;
+		}
+	}
+	w->done(w->arg, w->status);
+	free(w);
+}
+
+static void retire_timeout(void *arg)
+{
+	struct mgmt_retire *w = arg;
+
+	w->timer = NULL; /* a fired one-shot timer is freed by the reactor */
+	if (!w->status) {
+		w->status = -ETIMEDOUT;
+	}
+	retire_finish(w);
+}
+
+/* Transient: the store keeps the data and may store it later (cache.h outage rules). */
+static bool flush_retryable(int status)
+{
+	return status == -ETIMEDOUT || status == -EAGAIN;
+}
+
+static void retire_one_done(struct mgmt_retire *w, int status)
+{
+	if (status < 0 && !w->status) {
+		w->status = status;
+	}
+	if (--w->pending == 0) {
+		retire_finish(w);
+	}
+}
+
+static void reap(void *arg);
+
+static void reap_kick(void *arg)
+{
+	struct mgmt_state *s = arg;
+
+	s->reap_kick = NULL; /* fired one-shot: the reactor frees it */
+	reap(s);
+}
+
+static void flushed(struct mgmt_dying *d, int status)
+{
+	struct mgmt_state *s = d->s;
+	struct mgmt_retire *w = d->w;
+
+	if (status == -ENOTSUP) {
+		status = 0; /* nothing volatile to write back */
+	}
+	if (status < 0) {
+		LOG_ERR("mgmt", "deleted LUN of %s: flush failed: %s%s", scsi_lu_store(d->lu)->uri,
+			strerror(-status),
+			flush_retryable(status) ? "; the store stays open and the flush is retried"
+						: "; closing it anyway");
+	}
+	if (status < 0 && flush_retryable(status)) {
+		d->state = DYING_DRAIN;
+		d->retry_ms = reactor_now_ms() + MGMT_FLUSH_RETRY_MS;
+		if (w) {
+			d->w = NULL;
+			retire_one_done(w, status);
+		}
+		return;
+	}
+	/* Closed from the reactor, not inside the store's own callback; w hears after. */
+	d->state = DYING_CLOSE;
+	d->status = status;
+	if (!s->reap_kick) {
+		s->reap_kick = reactor_timer_add(s->r, 0, false, reap_kick, s);
+	}
+}
+
+static void flush_done(struct store_io *io)
+{
+	flushed(io->cb_arg, io->status);
+}
+
 static void reap(void *arg)
 {
 	struct mgmt_state *s = arg;
 	struct mgmt_dying **pp = &s->dying;
+	uint64_t now = reactor_now_ms();
+	int rc;
 
 	while (*pp) {
 		struct mgmt_dying *d = *pp;
-		if (d->lu && scsi_lu_busy(d->lu)) {
+		if (d->state == DYING_DRAIN && !scsi_lu_busy(d->lu) && now >= d->retry_ms) {
+			/*
+			 * SBC-3 5.22: what SYNCHRONIZE CACHE would make durable must be
+			 * durable before the store closes, or a write-back cache loses
+			 * acknowledged writes with the LUN.
+			 */
+			memset(&d->io, 0, sizeof(d->io));
+			d->io.op = STORE_OP_FLUSH;
+			d->io.cb = flush_done;
+			d->io.cb_arg = d;
+			d->state = DYING_FLUSH;
+			rc = store_submit(scsi_lu_store(d->lu), &d->io);
+			if (rc < 0) {
+				flushed(d, rc);
+			}
+		}
+		if (d->state != DYING_CLOSE) {
 			pp = &d->next;
 			continue;
 		}
 		*pp = d->next;
 		scsi_lu_destroy(d->lu);
 		scsi_target_destroy(d->t);
+		if (d->w) {
+			retire_one_done(d->w, d->status);
+		}
 		free(d);
 	}
 	if (!s->dying && s->reap_timer) {
@@ -184,22 +327,30 @@ static void reap(void *arg)
 	}
 }
 
-/* Destroy the LU now if idle, else once its commands have completed. */
-static int retire_lu(struct mgmt_state *s, struct scsi_lu *lu, struct scsi_target *t)
+/*
+ * Queue an LU (flushed, then destroyed) and/or a target (destroyed) for the
+ * reaper; w, when set, counts the LU until its flush is done.
+ */
+static int retire_lu(struct mgmt_state *s, struct scsi_lu *lu, struct scsi_target *t,
+		     struct mgmt_retire *w)
 {
 	struct mgmt_dying *d;
 
-	if (!lu || !scsi_lu_busy(lu)) {
-		scsi_lu_destroy(lu);
-		scsi_target_destroy(t);
+	if (!lu && !t) {
 		return 0;
 	}
 	d = calloc(1, sizeof(*d));
 	if (!d) {
 		return -ENOMEM;
 	}
+	d->s = s;
 	d->lu = lu;
 	d->t = t;
+	d->state = lu ? DYING_DRAIN : DYING_CLOSE;
+	if (lu && w) {
+		d->w = w;
+		w->pending++;
+	}
 	d->next = s->dying;
 	s->dying = d;
 	if (!s->reap_timer) {
@@ -209,6 +360,32 @@ static int retire_lu(struct mgmt_state *s, struct scsi_lu *lu, struct scsi_targe
 		}
 	}
 	return 0;
+}
+
+static struct mgmt_retire *retire_begin(struct mgmt_state *s, mgmt_retired_fn done, void *arg)
+{
+	struct mgmt_retire *w = calloc(1, sizeof(*w));
+
+	if (w) {
+		w->s = s;
+		w->done = done;
+		w->arg = arg;
+	}
+	return w;
+}
+
+/* Every LU of the call is queued: wait (bounded) for their flushes, or answer now. */
+static void retire_arm(struct mgmt_retire *w)
+{
+	if (w->pending) {
+		w->timer =
+		    reactor_timer_add(w->s->r, MGMT_FLUSH_TIMEOUT_MS, false, retire_timeout, w);
+		if (w->timer) {
+			return;
+		}
+		w->status = -ENOMEM;
+	}
+	retire_finish(w);
 }
 
 static int cfg_add_target(struct mgmt_state *s, const char *name, const char *alias)
@@ -296,7 +473,6 @@ static int export_target(struct mgmt_state *s, size_t i, char *err, size_t errle
 	}
 	if (rc < 0) {
 		snprintf(err, errlen, "acl: %s", strerror(-rc));
-		iscsi_server_set_acl(s->srv, tc->name, NULL);
 		iscsi_server_remove_target(s->srv, tc->name);
 		goto err;
 	}
@@ -398,10 +574,11 @@ int mgmt_state_add_target(struct mgmt_state *s, const char *name, const char *al
 	return mgmt_target_create(s, name, alias, err, errlen);
 }
 
-int mgmt_target_delete(struct mgmt_state *s, const char *name)
+int mgmt_target_delete(struct mgmt_state *s, const char *name, mgmt_retired_fn done, void *arg)
 {
 	struct mgmt_target_rt *rt;
 	struct mgmt_target_cfg *tc;
+	struct mgmt_retire *w;
 	size_t idx;
 	int rc;
 
@@ -409,26 +586,30 @@ int mgmt_target_delete(struct mgmt_state *s, const char *name)
 	if (!tc) {
 		return -ENOENT;
 	}
+	w = retire_begin(s, done, arg);
+	if (!w) {
+		return -ENOMEM;
+	}
 	rt = &s->rt[idx];
 	rc = iscsi_server_remove_target(s->srv, tc->name);
 	if (rc < 0 && rc != -ENOENT) {
+		free(w);
 		return rc;
 	}
-	iscsi_server_set_chap(s->srv, tc->name, NULL);
-	iscsi_server_set_acl(s->srv, tc->name, NULL);
 	/* Unexported: no new command can reach it; running ones drain first. */
 	for (size_t k = 0; k < rt->nluns; k++) {
 		struct scsi_lu *lu = scsi_target_remove_lu(rt->t, rt->luns[k].lun);
-		if (retire_lu(s, lu, NULL) < 0) {
+		if (retire_lu(s, lu, NULL, w) < 0) {
 			LOG_ERR("mgmt", "%s LUN %llu: out of memory, leaking the LU", tc->name,
 				(unsigned long long)rt->luns[k].lun);
 		}
 	}
-	if (retire_lu(s, NULL, rt->t) < 0) {
+	if (retire_lu(s, NULL, rt->t, NULL) < 0) {
 		LOG_ERR("mgmt", "%s: out of memory", tc->name);
 	}
 	rt->t = NULL;
 	cfg_drop_target(s, idx);
+	retire_arm(w);
 	return 0;
 }
 
@@ -508,10 +689,12 @@ int mgmt_state_add_lun(struct mgmt_state *s, const char *target, uint64_t lun, c
 	return mgmt_lun_create(s, target, lun, uri, err, errlen);
 }
 
-int mgmt_lun_delete(struct mgmt_state *s, const char *target, uint64_t lun, bool force)
+int mgmt_lun_delete(struct mgmt_state *s, const char *target, uint64_t lun, bool force,
+		    mgmt_retired_fn done, void *arg)
 {
 	struct mgmt_target_cfg *tc;
 	struct mgmt_target_rt *rt = mgmt_state_rt(s, target, &tc);
+	struct mgmt_retire *w;
 	struct scsi_lu *lu;
 	ssize_t k;
 
@@ -523,9 +706,13 @@ int mgmt_lun_delete(struct mgmt_state *s, const char *target, uint64_t lun, bool
 	    (iscsi_server_target_sessions(s->srv, tc->name) > 0 || (lu && scsi_lu_busy(lu)))) {
 		return -EBUSY;
 	}
+	w = retire_begin(s, done, arg);
+	if (!w) {
+		return -ENOMEM;
+	}
 	/* SAM-5: removal raises REPORTED LUNS DATA HAS CHANGED for logged-in initiators. */
 	lu = scsi_target_remove_lu(rt->t, lun);
-	if (retire_lu(s, lu, NULL) < 0) {
+	if (retire_lu(s, lu, NULL, w) < 0) {
 		LOG_ERR("mgmt", "%s LUN %llu: out of memory, leaking the LU", tc->name,
 			(unsigned long long)lun);
 	}
@@ -540,6 +727,7 @@ int mgmt_lun_delete(struct mgmt_state *s, const char *target, uint64_t lun, bool
 			break;
 		}
 	}
+	retire_arm(w);
 	return 0;
 }
 
@@ -662,6 +850,12 @@ void mgmt_state_foreach_lu(struct mgmt_state *s, void (*fn)(struct scsi_lu *lu, 
 			fn(s->rt[i].luns[k].lu, arg);
 		}
 	}
+	/* Deleted LUs not yet closed hold acknowledged writes too. */
+	for (struct mgmt_dying *d = s->dying; d; d = d->next) {
+		if (d->lu && d->state != DYING_CLOSE) {
+			fn(d->lu, arg);
+		}
+	}
 }
 
 size_t mgmt_state_print_urls(struct mgmt_state *s, void (*fn)(const char *url, void *arg),
@@ -693,8 +887,6 @@ void mgmt_state_destroy(struct mgmt_state *s)
 		struct mgmt_target_cfg *tc = &s->cfg.targets[s->cfg.ntargets - 1];
 		struct mgmt_target_rt *rt = &s->rt[s->cfg.ntargets - 1];
 		if (rt->t) {
-			iscsi_server_set_chap(s->srv, tc->name, NULL);
-			iscsi_server_set_acl(s->srv, tc->name, NULL);
 			iscsi_server_remove_target(s->srv, tc->name);
 			scsi_target_destroy(rt->t);
 		}
@@ -705,12 +897,31 @@ void mgmt_state_destroy(struct mgmt_state *s)
 	while (s->dying) {
 		struct mgmt_dying *d = s->dying;
 		s->dying = d->next;
+		if (d->w && --d->w->pending == 0) {
+			/*
+			 * Nobody to tell: the API server is gone by now (mgmt.h order),
+			 * so calling done would reach a freed connection.
+			 */
+			if (d->w->timer) {
+				reactor_timer_cancel(s->r, d->w->timer);
+			}
+			free(d->w);
+		}
+		if (d->state == DYING_FLUSH) {
+			/* The store still owns d->io: closing it now would free memory in use. */
+			LOG_ERR("mgmt", "deleted LUN of %s: still flushing at exit, left open",
+				scsi_lu_store(d->lu)->uri);
+			continue;
+		}
 		scsi_lu_destroy(d->lu);
 		scsi_target_destroy(d->t);
 		free(d);
 	}
 	if (s->reap_timer) {
 		reactor_timer_cancel(s->r, s->reap_timer);
+	}
+	if (s->reap_kick) {
+		reactor_timer_cancel(s->r, s->reap_kick);
 	}
 	mgmt_config_fini(&s->cfg);
 	free(s->rt);

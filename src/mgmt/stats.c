@@ -148,18 +148,26 @@ static int stat_resize(struct store *st, uint64_t new_size)
 	return rc;
 }
 
+static void stat_metrics(struct store *st, store_metric_fn fn, void *arg)
+{
+	struct stat_store *ss = st->priv;
+
+	store_metrics(ss->lower, fn, arg);
+}
+
 static int stat_open(struct store *st, const struct store_params *p, char *err, size_t errlen)
 {
 	return -ENOTSUP; /* only built by mgmt_stats_wrap() */
 }
 
 static const struct store_ops stat_ops = {
-	.name = "stats",
-	.open = stat_open,
-	.submit = stat_submit,
-	.close = stat_close,
-	.lba_status = stat_lba_status,
-	.resize = stat_resize,
+    .name = "stats",
+    .open = stat_open,
+    .submit = stat_submit,
+    .close = stat_close,
+    .lba_status = stat_lba_status,
+    .resize = stat_resize,
+    .metrics = stat_metrics,
 };
 
 int mgmt_stats_wrap(struct store *lower, struct store **out, struct mgmt_lun_stats **stats)
@@ -195,9 +203,4 @@ int mgmt_stats_wrap(struct store *lower, struct store **out, struct mgmt_lun_sta
 	*out = st;
 	*stats = &ss->stats;
 	return 0;
-}
-
-struct store *mgmt_stats_lower(struct store *wrapper)
-{
-	return ((struct stat_store *)wrapper->priv)->lower;
 }

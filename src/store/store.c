@@ -462,3 +462,10 @@ int store_submit(struct store *st, struct store_io *io)
 	assert(io->cb);
 	return st->ops->submit(st, io);
 }
+
+void store_metrics(struct store *st, store_metric_fn fn, void *arg)
+{
+	if (st && st->ops->metrics) {
+		st->ops->metrics(st, fn, arg);
+	}
+}

@@ -839,6 +839,22 @@ const char *chunk_store_volume_id(struct store *st)
 	return cs->man.volume_id;
 }
 
+void chunk_store_metrics(struct store *st, store_metric_fn fn, void *arg)
+{
+	struct chunk_store *cs = st->priv;
+	struct store_metric m = {
+	    .name = "s3tgt_chunk_requests_in_flight",
+	    .help = "Object requests (chunk GET/PUT/DELETE) in progress.",
+	    .type = STORE_METRIC_GAUGE,
+	    .value = cs->running,
+	};
+
+	fn(arg, &m);
+	if (cs->os->ops->metrics) {
+		cs->os->ops->metrics(cs->os, fn, arg);
+	}
+}
+
 int chunk_store_lba_status(struct store *st, uint64_t offset, bool *mapped, uint64_t *run)
 {
 	struct chunk_store *cs = st->priv;

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "s3tgt/store.h"
+
 struct objstore;
 struct obj_req;
 
@@ -64,6 +66,8 @@ struct objstore_ops {
 	int (*put_sync)(struct objstore *os, struct obj_req *req);
 	/* Every submitted request has completed. */
 	void (*destroy)(struct objstore *os);
+	/* Optional: counters for GET /metrics (store.h store_metrics()). Never blocks. */
+	void (*metrics)(struct objstore *os, store_metric_fn fn, void *arg);
 };
 
 struct objstore {

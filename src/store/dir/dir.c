@@ -509,4 +509,5 @@ const struct store_ops store_dir_ops = {
     .lba_status = chunk_store_lba_status,
     .resize = chunk_store_resize,
     .volume_id = chunk_store_volume_id,
+    .metrics = chunk_store_metrics,
 };

@@ -113,4 +113,5 @@ const struct store_ops store_s3_ops = {
     .lba_status = chunk_store_lba_status,
     .resize = chunk_store_resize,
     .volume_id = chunk_store_volume_id,
+    .metrics = chunk_store_metrics,
 };

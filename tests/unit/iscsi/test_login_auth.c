@@ -81,8 +81,7 @@ static int teardown(void **state)
 
 	close(f->fd);
 	pump(f);
-	assert_int_equal(iscsi_server_set_chap(f->srv, TGT, NULL), 0);
-	assert_int_equal(iscsi_server_set_acl(f->srv, TGT, NULL), 0);
+	/* CHAP and ACL are owned by the target entry: destroy frees them (ASan checks). */
 	iscsi_server_destroy(f->srv);
 	scsi_target_destroy(f->t);
 	reactor_destroy(f->r);
@@ -370,18 +369,52 @@ static void test_discovery_listed(void **state)
 	assert_string_equal(get_key(data, n, "TargetName"), TGT);
 }
 
+/* Settings live in the target: removing it frees them; a re-added target starts open. */
+static void test_settings_go_with_target(void **state)
+{
+	struct fixture *f = *state;
+	struct iscsi_chap_config c = {0};
+	struct iscsi_acl *acl;
+	bool mutual = false;
+
+	assert_int_equal(iscsi_acl_create(&acl), 0);
+	assert_int_equal(iscsi_acl_add_initiator(acl, "iqn.2026-11.io.s3tgt:someone"), 0);
+	assert_int_equal(iscsi_server_set_acl(f->srv, TGT, acl), 0);
+	iscsi_acl_destroy(acl);
+	assert_true(iscsi_server_has_chap(f->srv, TGT, &mutual));
+	assert_true(mutual);
+	assert_non_null(iscsi_server_get_acl(f->srv, TGT));
+
+	assert_int_equal(iscsi_server_remove_target(f->srv, TGT), 0);
+	assert_false(iscsi_server_has_chap(f->srv, TGT, NULL));
+	assert_null(iscsi_server_get_acl(f->srv, TGT));
+	snprintf(c.user, sizeof(c.user), "bob");
+	snprintf(c.secret, sizeof(c.secret), "secretsecret2");
+	assert_int_equal(iscsi_server_set_chap(f->srv, TGT, &c), -ENOENT);
+	assert_int_equal(iscsi_server_set_acl(f->srv, TGT, NULL), -ENOENT);
+
+	assert_int_equal(iscsi_server_add_target(f->srv, f->t, NULL, NULL), 0);
+	assert_false(iscsi_server_has_chap(f->srv, TGT, NULL));
+	assert_null(iscsi_server_get_acl(f->srv, TGT));
+	/* Names compare case-insensitively (RFC 7143 4.2.7.1): same entry either way. */
+	assert_int_equal(iscsi_server_set_chap(f->srv, "IQN.2026-11.TEST:AUTH", &c), 0);
+	assert_true(iscsi_server_has_chap(f->srv, TGT, &mutual));
+	assert_false(mutual);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_none_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_chap_login_mutual, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_chap_wrong_response, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_skip_security_stage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_chap_keys_without_chap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_acl_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_acl_admits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_discovery_hidden, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_discovery_listed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_none_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chap_login_mutual, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chap_wrong_response, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_skip_security_stage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chap_keys_without_chap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_acl_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_acl_admits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_discovery_hidden, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_discovery_listed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_settings_go_with_target, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,10 +83,18 @@ struct call {
 	json_t *j;
 };
 
+static void answered(struct mgmt_req *req)
+{
+	*(bool *)req->done_arg = true;
+	reactor_stop(g_fx->r);
+}
+
+/* Deletes answer once their LUs are flushed: run the reactor until then. */
 static struct call *call(struct mgmt_state *s, const char *method, const char *path,
 			 const char *body, bool force)
 {
 	static struct call c;
+	static bool done;
 
 	mgmt_req_fini(&c.req);
 	json_decref(c.j);
@@ -96,7 +104,13 @@ static struct call *call(struct mgmt_state *s, const char *method, const char *p
 	c.req.body = body;
 	c.req.body_len = body ? strlen(body) : 0;
 	c.req.force = force;
-	assert_true(mgmt_api_handle(s, &c.req));
+	c.req.done = answered;
+	c.req.done_arg = &done;
+	done = false;
+	if (!mgmt_api_handle(s, &c.req)) {
+		assert_int_equal(reactor_run(g_fx->r), 0);
+		assert_true(done);
+	}
 	c.j = c.req.reply ? json_loads(c.req.reply, 0, NULL) : NULL;
 	return &c;
 }
@@ -538,21 +552,163 @@ static void test_http(void **state)
 	assert_int_equal(access(sock, F_OK), -1);
 }
 
+/*
+ * A store that records flushes and closes and reports metrics with a label
+ * value that needs escaping (Prometheus text format 0.0.4).
+ */
+static unsigned g_fake_flushes, g_fake_closes;
+static bool g_fake_flush_before_close;
+static int g_fake_flush_status;
+
+static int fake_open(struct store *st, const struct store_params *p, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	st->size = p->size;
+	return 0;
+}
+
+static void fake_complete(void *arg)
+{
+	struct store_io *io = arg;
+
+	io->cb(io);
+}
+
+static int fake_submit(struct store *st, struct store_io *io)
+{
+	if (io->op == STORE_OP_FLUSH) {
+		g_fake_flushes++;
+		io->status = g_fake_flush_status;
+	} else {
+		io->status = 0;
+	}
+	return reactor_post(st->reactor, fake_complete, io);
+}
+
+static void fake_close(struct store *st)
+{
+	(void)st;
+	g_fake_closes++;
+	g_fake_flush_before_close = g_fake_flushes >= g_fake_closes;
+}
+
+static void fake_metrics(struct store *st, store_metric_fn fn, void *arg)
+{
+	struct store_metric m = {
+	    .name = "s3tgt_fake_things_total",
+	    .help = "Things with a back\\slash\nand a newline.",
+	    .type = STORE_METRIC_COUNTER,
+	    .nlabels = 1,
+	    .label_name = {"kind"},
+	    .label_value = {"a\"b\\c\nd"},
+	    .value = st->size,
+	};
+
+	fn(arg, &m);
+	m = (struct store_metric){
+	    .name = "s3tgt_fake_level",
+	    .help = "A gauge.",
+	    .type = STORE_METRIC_GAUGE,
+	    .value = 7,
+	};
+	fn(arg, &m);
+}
+
+static const struct store_ops g_fake_ops = {
+    .name = "mfake",
+    .open = fake_open,
+    .submit = fake_submit,
+    .close = fake_close,
+    .metrics = fake_metrics,
+};
+
+static size_t count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++) {
+		n++;
+	}
+	return n;
+}
+
+static void test_store_metrics_and_delete_flush(void **state)
+{
+	struct fixture *fx = *state;
+	struct call *c;
+
+	g_fake_flushes = g_fake_closes = 0;
+	g_fake_flush_status = 0;
+	expect_status(call(fx->s, "POST", "/v1/targets", "{\"name\":\"" T1 "\"}", false), 201,
+		      NULL);
+	expect_status(call(fx->s, "POST", "/v1/targets/" T1 "/luns",
+			   "{\"lun\":1,\"uri\":\"mfake:?size=1M\"}", false),
+		      201, NULL);
+	expect_status(call(fx->s, "POST", "/v1/targets/" T1 "/luns",
+			   "{\"lun\":2,\"uri\":\"mfake:?size=4M&cache_size=2M\"}", false),
+		      201, NULL);
+	c = call(fx->s, "GET", "/metrics", NULL, false);
+	expect_status(c, 200, NULL);
+	/* one HELP/TYPE per family, samples of both LUNs (one through the cache) under it */
+	assert_int_equal(count_of(c->req.reply, "# TYPE s3tgt_fake_things_total counter\n"), 1);
+	assert_int_equal(count_of(c->req.reply, "# HELP s3tgt_fake_things_total "), 1);
+	assert_non_null(strstr(c->req.reply, "# HELP s3tgt_fake_things_total Things with a "
+					     "back\\\\slash\\nand a newline.\n"
+					     "# TYPE s3tgt_fake_things_total counter\n"
+					     "s3tgt_fake_things_total{target=\"" T1 "\",lun=\"1\","
+					     "kind=\"a\\\"b\\\\c\\nd\"} 1048576\n"
+					     "s3tgt_fake_things_total{target=\"" T1 "\",lun=\"2\","
+					     "kind=\"a\\\"b\\\\c\\nd\"} 4194304\n"));
+	assert_non_null(strstr(c->req.reply, "# TYPE s3tgt_fake_level gauge\n"));
+	assert_non_null(strstr(c->req.reply, "s3tgt_fake_level{target=\"" T1 "\",lun=\"2\"} 7\n"));
+	assert_non_null(
+	    strstr(c->req.reply, "s3tgt_cache_hits_total{target=\"" T1 "\",lun=\"2\"} 0\n"));
+	assert_null(strstr(c->req.reply, "s3tgt_cache_hits_total{target=\"" T1 "\",lun=\"1\"}"));
+
+	/* a delete answers only once the store is flushed and closed */
+	expect_status(call(fx->s, "DELETE", "/v1/targets/" T1 "/luns/2", NULL, false), 204, NULL);
+	assert_int_equal(g_fake_flushes, 1); /* the cache passes the flush down */
+	assert_int_equal(g_fake_closes, 1);
+	assert_true(g_fake_flush_before_close);
+
+	/* a transient flush failure is reported and the store stays open */
+	g_fake_flush_status = -ETIMEDOUT;
+	expect_status(call(fx->s, "DELETE", "/v1/targets/" T1 "/luns/1", NULL, false), 503,
+		      "flush");
+	assert_int_equal(g_fake_flushes, 2);
+	assert_int_equal(g_fake_closes, 1);
+	assert_int_equal(json_array_size(call(fx->s, "GET", "/v1/luns", NULL, false)->j), 0);
+	g_fake_flush_status = 0;
+
+	/* target delete flushes its LUNs too */
+	expect_status(call(fx->s, "POST", "/v1/targets/" T1 "/luns",
+			   "{\"lun\":3,\"uri\":\"mfake:?size=1M\"}", false),
+		      201, NULL);
+	expect_status(call(fx->s, "DELETE", "/v1/targets/" T1, NULL, false), 204, NULL);
+	assert_int_equal(g_fake_flushes, 3);
+	assert_int_equal(g_fake_closes, 2);
+	assert_true(g_fake_flush_before_close);
+	/* teardown closes the LUN whose flush is being retried (no leak under ASan) */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_version_and_routes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_luns, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_acl, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_chap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sessions_and_tpgt, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_version_and_routes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_luns, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_acl, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sessions_and_tpgt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_http, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_metrics_and_delete_flush, setup, teardown),
 	};
 	int rc;
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	store_register(&g_fake_ops);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
 	return rc;
