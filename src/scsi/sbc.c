@@ -232,6 +232,7 @@ void sbc_exec_read(struct scsi_cmd *cmd)
 	}
 }
 
+/* The last store io of a command: complete it GOOD (errors are handled in io_done). */
 static void write_done(struct store_io *io)
 {
 	struct scsi_cmd *cmd = io_done(io, true);
@@ -565,15 +566,6 @@ static void ws_next(struct scsi_cmd *cmd)
 	ctx_submit(cmd, c, STORE_OP_WRITE, lba, piece, c->buf, write_fua(cmd), ws_piece_done);
 }
 
-static void ws_single_done(struct store_io *io)
-{
-	struct scsi_cmd *cmd = io_done(io, true);
-
-	if (cmd) {
-		scsi_cmd_complete(cmd, SENSE_OK);
-	}
-}
-
 void sbc_exec_write_same(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
@@ -597,12 +589,12 @@ void sbc_exec_write_same(struct scsi_cmd *cmd)
 		 * libiscsi's WriteSame*.UnmapUntilEnd expects exactly that.
 		 */
 		ctx_submit(cmd, c, STORE_OP_UNMAP, cmd->lba, cmd->nblocks, NULL, false,
-			   ws_single_done);
+			   write_done);
 		return;
 	}
 	if (zero) {
 		ctx_submit(cmd, c, STORE_OP_WRITE_ZEROES, cmd->lba, cmd->nblocks, NULL,
-			   write_fua(cmd), ws_single_done);
+			   write_fua(cmd), write_done);
 		return;
 	}
 	cap = SBC_WS_PIECE_BYTES / bs;
@@ -826,15 +818,6 @@ enum sense_reason sbc_parse_caw(struct scsi_cmd *cmd)
 	return SENSE_OK;
 }
 
-static void caw_write_done(struct store_io *io)
-{
-	struct scsi_cmd *cmd = io_done(io, true);
-
-	if (cmd) {
-		scsi_cmd_complete(cmd, SENSE_OK);
-	}
-}
-
 static void caw_read_done(struct store_io *io)
 {
 	struct scsi_cmd *cmd = io_done(io, false);
@@ -855,7 +838,7 @@ static void caw_read_done(struct store_io *io)
 		}
 	}
 	ctx_submit(cmd, c, STORE_OP_WRITE, cmd->lba, cmd->nblocks, cmd->data_out + len,
-		   write_fua(cmd), caw_write_done);
+		   write_fua(cmd), write_done);
 }
 
 void sbc_exec_caw(struct scsi_cmd *cmd)
@@ -864,15 +847,6 @@ void sbc_exec_caw(struct scsi_cmd *cmd)
 }
 
 /* --------------------------------------------------------------- ORWRITE */
-
-static void orwrite_write_done(struct store_io *io)
-{
-	struct scsi_cmd *cmd = io_done(io, true);
-
-	if (cmd) {
-		scsi_cmd_complete(cmd, SENSE_OK);
-	}
-}
 
 static void orwrite_read_done(struct store_io *io)
 {
@@ -889,7 +863,7 @@ static void orwrite_read_done(struct store_io *io)
 		c->buf[i] |= cmd->data_out[i];
 	}
 	ctx_submit(cmd, c, STORE_OP_WRITE, cmd->lba, cmd->nblocks, c->buf, write_fua(cmd),
-		   orwrite_write_done);
+		   write_done);
 }
 
 /*
