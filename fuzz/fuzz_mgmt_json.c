@@ -38,7 +38,9 @@ static void fuzz_config(const char *text, size_t len)
 	assert(ja);
 	dump = json_dumps(ja, 0);
 	assert(dump);
-	assert(mgmt_config_parse(dump, strlen(dump), &b, err, sizeof(err)) == 0);
+	if (mgmt_config_parse(dump, strlen(dump), &b, err, sizeof(err)) != 0) {
+		abort(); /* what we wrote must read back */
+	}
 	jb = mgmt_config_to_json(&b);
 	assert(json_equal(ja, jb));
 	json_decref(ja);
@@ -89,7 +91,9 @@ static void fuzz_api(char route, const char *body, size_t len)
 	req.path = routes[i].path;
 	req.body = body;
 	req.body_len = len;
-	assert(mgmt_api_handle(s, &req));
+	if (!mgmt_api_handle(s, &req)) {
+		abort(); /* every route answers synchronously here */
+	}
 	assert(req.status >= 200 && req.status < 600);
 	if (req.reply) {
 		j = json_loads(req.reply, 0, NULL);
@@ -101,7 +105,12 @@ static void fuzz_api(char route, const char *body, size_t len)
 				char probe[13];
 				memcpy(probe, sec + 9, 12);
 				probe[12] = '\0';
-				if (!strchr(probe, '"') && !strchr(probe, '\\')) {
+				/*
+				 * Only a probe that occurs nowhere else in the body (say,
+				 * inside the user name, which is echoed) proves a leak.
+				 */
+				if (!strchr(probe, '"') && !strchr(probe, '\\') &&
+				    strstr(body, probe) == sec + 9 && !strstr(sec + 10, probe)) {
 					assert(!strstr(req.reply, probe));
 				}
 			}
