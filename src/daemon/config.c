@@ -5,7 +5,6 @@
  * the schema { "portals", "state_dir", "targets": [ { "name", "alias",
  * "luns": [ { "lun", "uri" } ], "acl", "chap" } ] }.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,65 +14,6 @@
 #include "s3tgt/core.h"
 #include "s3tgt/iscsi.h"
 #include "s3tgt/scsi.h"
-
-int daemon_validate_iqn(const char *name, char *err, size_t errlen)
-{
-	size_t len = strlen(name);
-
-	if (len == 0 || len > ISCSI_NAME_MAX) {
-		snprintf(err, errlen, "iSCSI name must be 1..%d bytes", ISCSI_NAME_MAX);
-		return -EINVAL;
-	}
-	if (strncmp(name, "iqn.", 4) == 0) {
-		/* RFC 3720 3.2.6.3.1: iqn.yyyy-mm[.reversed.domain][:anything] */
-		const char *p = name + 4;
-		for (int i = 0; i < 4; i++) {
-			if (!isdigit((unsigned char)p[i])) {
-				goto bad_iqn;
-			}
-		}
-		if (p[4] != '-' || !isdigit((unsigned char)p[5]) || !isdigit((unsigned char)p[6]) ||
-		    (p[7] != '\0' && p[7] != '.' && p[7] != ':')) {
-			goto bad_iqn;
-		}
-		for (const char *q = p + 7; *q; q++) {
-			unsigned char ch = (unsigned char)*q;
-			/* 3.2.6.2: lower case, digits, '-', '.', ':' only. */
-			if (!(islower(ch) || isdigit(ch) || ch == '-' || ch == '.' || ch == ':')) {
-				snprintf(err, errlen,
-					 "'%s': character '%c' not allowed (RFC 3720 3.2.6.2: "
-					 "lower-case letters, digits, '-', '.', ':')",
-					 name, ch);
-				return -EINVAL;
-			}
-		}
-		return 0;
-bad_iqn:
-		snprintf(err, errlen, "'%s': expected iqn.YYYY-MM.reversed.domain[:id] (RFC 3720 3.2.6.3.1)",
-			 name);
-		return -EINVAL;
-	}
-	if (strncmp(name, "eui.", 4) == 0 || strncmp(name, "naa.", 4) == 0) {
-		/* 3.2.6.3.2: eui. + 16 hex digits; RFC 3980: naa. + 16 or 32 hex digits. */
-		size_t hex = len - 4;
-		bool eui = name[0] == 'e';
-		if ((eui && hex != 16) || (!eui && hex != 16 && hex != 32)) {
-			snprintf(err, errlen, "'%s': %s needs %s hex digits", name, eui ? "eui." : "naa.",
-				 eui ? "16" : "16 or 32");
-			return -EINVAL;
-		}
-		for (size_t i = 4; i < len; i++) {
-			if (!isxdigit((unsigned char)name[i])) {
-				snprintf(err, errlen, "'%s': not a hex digit: '%c'", name, name[i]);
-				return -EINVAL;
-			}
-		}
-		return 0;
-	}
-	snprintf(err, errlen, "'%s': iSCSI names start with iqn., eui. or naa. (RFC 3720 3.2.6)",
-		 name);
-	return -EINVAL;
-}
 
 int daemon_config_add_portal(struct daemon_config *cfg, const char *hostport)
 {
@@ -154,7 +94,6 @@ int daemon_config_add_lun_arg(struct daemon_config *cfg, const char *arg, char *
 
 int daemon_config_validate(const struct daemon_config *cfg, char *err, size_t errlen)
 {
-	char why[256];
 
 	if (cfg->nportals == 0) {
 		snprintf(err, errlen, "portals: at least one portal (host:port) is needed");
@@ -166,8 +105,12 @@ int daemon_config_validate(const struct daemon_config *cfg, char *err, size_t er
 	}
 	for (size_t i = 0; i < cfg->ntargets; i++) {
 		const struct daemon_target *t = &cfg->targets[i];
-		if (daemon_validate_iqn(t->name, why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "targets[%zu].name: %s", i, why);
+		/* The same rule as the management API (RFC 3720 3.2.6). */
+		if (!iscsi_name_is_valid(t->name)) {
+			snprintf(err, errlen,
+				 "targets[%zu].name: '%.64s' is not an iSCSI name (RFC 3720 3.2.6: "
+				 "iqn.YYYY-MM.domain[:id], eui.<16 hex>, naa.<16|32 hex>)",
+				 i, t->name);
 			return -EINVAL;
 		}
 		for (size_t j = 0; j < i; j++) {

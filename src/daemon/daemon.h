@@ -36,7 +36,5 @@ int daemon_config_add_lun_arg(struct daemon_config *cfg, const char *arg, char *
 /* Names, LUN numbers, duplicates: 0 or -EINVAL with a message. */
 int daemon_config_validate(const struct daemon_config *cfg, char *err, size_t errlen);
 void daemon_config_fini(struct daemon_config *cfg);
-/* RFC 3720 3.2.6 iqn./eui./naa. name forms; 0 or -EINVAL with the reason in err. */
-int daemon_validate_iqn(const char *name, char *err, size_t errlen);
 
 #endif
