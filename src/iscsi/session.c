@@ -198,6 +198,25 @@ static void task_tx_done(struct iscsi_conn *c, struct iscsi_tx *tx)
 	task_release(tx->arg);
 }
 
+/*
+ * The SCSI Response PDU header (RFC 7143 11.4) that ends task t; sending it
+ * releases the task.
+ */
+static void scsi_rsp_hdr(struct iscsi_conn *c, struct iscsi_task *t, struct iscsi_tx *tx,
+			 uint8_t response, uint8_t status)
+{
+	memset(tx->hdr, 0, ISCSI_BHS_LEN);
+	tx->hdr[ISCSI_BHS_OPCODE] = ISCSI_OP_SCSI_RSP;
+	tx->hdr[ISCSI_BHS_FLAGS] = ISCSI_FLAG_FINAL;
+	tx->hdr[ISCSI_RSP_RESPONSE] = response;
+	tx->hdr[ISCSI_RSP_STATUS] = status;
+	put_be32(tx->hdr + ISCSI_BHS_ITT, t->itt);
+	iscsi_conn_fill_sn(c, tx->hdr, true);
+	put_be32(tx->hdr + ISCSI_RSP_EXPDATASN, t->datasn);
+	tx->done = task_tx_done;
+	tx->arg = t;
+}
+
 /* End a command with iSCSI response Target Failure (no SCSI status). */
 static void task_fail(struct iscsi_task *t)
 {
@@ -216,15 +235,7 @@ static void task_fail(struct iscsi_task *t)
 		task_release(t);
 		return;
 	}
-	memset(tx->hdr, 0, ISCSI_BHS_LEN);
-	tx->hdr[ISCSI_BHS_OPCODE] = ISCSI_OP_SCSI_RSP;
-	tx->hdr[ISCSI_BHS_FLAGS] = ISCSI_FLAG_FINAL;
-	tx->hdr[ISCSI_RSP_RESPONSE] = ISCSI_RSP_TARGET_FAILURE;
-	put_be32(tx->hdr + ISCSI_BHS_ITT, t->itt);
-	iscsi_conn_fill_sn(c, tx->hdr, true);
-	put_be32(tx->hdr + ISCSI_RSP_EXPDATASN, t->datasn);
-	tx->done = task_tx_done;
-	tx->arg = t;
+	scsi_rsp_hdr(c, t, tx, ISCSI_RSP_TARGET_FAILURE, 0);
 	iscsi_tx_queue(c, tx);
 }
 
@@ -369,14 +380,7 @@ static void send_response(struct iscsi_task *t)
 		task_release(t);
 		return;
 	}
-	memset(tx->hdr, 0, ISCSI_BHS_LEN);
-	tx->hdr[ISCSI_BHS_OPCODE] = ISCSI_OP_SCSI_RSP;
-	tx->hdr[ISCSI_BHS_FLAGS] = ISCSI_FLAG_FINAL;
-	tx->hdr[ISCSI_RSP_RESPONSE] = ISCSI_RSP_COMPLETED;
-	tx->hdr[ISCSI_RSP_STATUS] = cmd->status;
-	put_be32(tx->hdr + ISCSI_BHS_ITT, t->itt);
-	iscsi_conn_fill_sn(c, tx->hdr, true);
-	put_be32(tx->hdr + ISCSI_RSP_EXPDATASN, t->datasn);
+	scsi_rsp_hdr(c, t, tx, ISCSI_RSP_COMPLETED, cmd->status);
 	fill_residual(t, tx->hdr, sent);
 	if (cmd->sense_len) {
 		uint32_t sl = cmd->sense_len > SCSI_SENSE_MAX ? SCSI_SENSE_MAX : cmd->sense_len;
@@ -385,8 +389,6 @@ static void send_response(struct iscsi_task *t)
 		tx->data = t->sense_buf;
 		tx->data_len = sl + 2;
 	}
-	tx->done = task_tx_done;
-	tx->arg = t;
 	iscsi_tx_queue(c, tx);
 }
 
