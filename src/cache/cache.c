@@ -269,6 +269,31 @@ static bool bm_all(const uint64_t *bm, uint32_t first, uint32_t n)
 	return true;
 }
 
+/*
+ * Copy blocks first..first+n-1 whose bit in bm equals `set` from src to dst
+ * (both starting at block `first`). One memcpy per run, not per block: a
+ * cold 4 MiB fill is 8192 blocks of 512 bytes.
+ */
+static void copy_blocks(const struct cache *c, const uint64_t *bm, bool set, uint8_t *dst,
+			const uint8_t *src, uint32_t first, uint32_t n)
+{
+	uint32_t i = 0;
+
+	while (i < n) {
+		uint32_t j = i + 1;
+
+		if (bm_test(bm, first + i) != set) {
+			i++;
+			continue;
+		}
+		while (j < n && bm_test(bm, first + j) == set) {
+			j++;
+		}
+		memcpy(dst + (size_t)i * c->bs, src + (size_t)i * c->bs, (size_t)(j - i) * c->bs);
+		i = j;
+	}
+}
+
 /* ---- geometry ---- */
 
 static uint32_t chunk_len(const struct cache *c, uint64_t idx)
@@ -544,10 +569,16 @@ static void slot_hdr_build(struct cache *c, const struct centry *e, uint8_t *h)
 	put_be64(h + S_OFF_SEQ, c->jseq++);
 	put_be32(h + S_OFF_NBLK, c->nblk);
 	if (e->used && e->ndirty) {
-		for (uint32_t i = 0; i < c->nblk; i++) {
-			if (bm_test(e->dirty, i)) {
-				h[S_OFF_BITMAP + i / 8] |= (uint8_t)(1u << (i % 8));
-			}
+		/*
+		 * Bit i of the on-disk bitmap is bit i % 8 of byte i / 8, i.e. the
+		 * words stored least significant byte first: a byte at a time, not a
+		 * bit at a time (this runs for every journaled write).
+		 */
+		for (uint32_t b = 0; b < (c->nblk + 7) / 8; b++) {
+			h[S_OFF_BITMAP + b] = (uint8_t)(e->dirty[b / 8] >> (b % 8 * 8));
+		}
+		if (c->nblk % 8) {
+			h[S_OFF_BITMAP + c->nblk / 8] &= (uint8_t)((1u << (c->nblk % 8)) - 1);
 		}
 	}
 	put_be32(h + S_OFF_CRC, crc32c(0, h, c->slot_hdr));
@@ -984,11 +1015,7 @@ static void upload_read_done(struct store_io *lio)
 		return;
 	}
 	/* Merge once: the slot takes the stored blocks it lacks and is fully valid after. */
-	for (uint32_t i = 0; i < n; i++) {
-		if (!bm_test(e->valid, i)) {
-			memcpy(e->buf + (size_t)i * c->bs, u->buf + (size_t)i * c->bs, c->bs);
-		}
-	}
+	copy_blocks(c, e->valid, false, e->buf, u->buf, 0, n);
 	e->nvalid += bm_set(e->valid, 0, n);
 	if (c->closing) {
 		upload_release(u);
@@ -1406,14 +1433,8 @@ static void piece_done(struct cpiece *pc, int status)
 
 static void copy_from_entry(struct cache *c, struct centry *e, struct cpiece *pc)
 {
-	uint32_t first = pc->off / c->bs, n = pc->len / c->bs;
-
-	for (uint32_t i = 0; i < n; i++) {
-		if (bm_test(e->valid, first + i)) {
-			memcpy(pc->dst + (size_t)i * c->bs, e->buf + pc->off + (size_t)i * c->bs,
-			       c->bs);
-		}
-	}
+	copy_blocks(c, e->valid, true, pc->dst, e->buf + pc->off, pc->off / c->bs,
+		    pc->len / c->bs);
 }
 
 static void direct_done(struct store_io *lio)
@@ -1471,6 +1492,7 @@ static void fill_done(struct store_io *lio)
 	struct cache *c = f->c;
 	struct centry *e = NULL;
 	struct cpiece *pc;
+	bool whole = false; /* e holds the whole chunk, fill merged */
 
 	internal_done(c);
 	if (!lio->status && !c->closing) {
@@ -1485,19 +1507,18 @@ static void fill_done(struct store_io *lio)
 				}
 			}
 			if (e) {
-				for (uint32_t i = 0; i < n; i++) {
-					if (!bm_test(e->valid, i)) {
-						memcpy(e->buf + (size_t)i * c->bs,
-						       f->buf + (size_t)i * c->bs, c->bs);
-					}
-				}
+				copy_blocks(c, e->valid, false, e->buf, f->buf, 0, n);
 				e->nvalid += bm_set(e->valid, 0, n);
+				whole = true;
 			}
 		}
 	}
 	while ((pc = f->waiters)) {
 		f->waiters = pc->next;
-		if (!lio->status) {
+		if (!lio->status && whole) {
+			/* The slot holds every block now (its newer ones kept): one copy, no overlay. */
+			memcpy(pc->dst, e->buf + pc->off, pc->len);
+		} else if (!lio->status) {
 			memcpy(pc->dst, f->buf + pc->off, pc->len);
 			if (e) {
 				copy_from_entry(c, e, pc);
