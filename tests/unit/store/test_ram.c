@@ -144,6 +144,9 @@ static void test_write_read_across_pages(void **state)
 	/* The unwritten head of the first page still reads zeros. */
 	assert_int_equal(do_io(f->st, STORE_OP_READ, 0, 40 * 512, r, false), 0);
 	assert_true(all_zero(r, 40 * 512));
+	/* ...and so does the unwritten tail of the last page written. */
+	assert_int_equal(do_io(f->st, STORE_OP_READ, 40 * 512 + n, 4096, r, false), 0);
+	assert_true(all_zero(r, 4096));
 	/* Last block of the device. */
 	assert_int_equal(do_io(f->st, STORE_OP_WRITE, (8 << 20) - 512, 512, w, true), 0);
 	assert_int_equal(do_io(f->st, STORE_OP_READ, (8 << 20) - 512, 512, r, false), 0);
