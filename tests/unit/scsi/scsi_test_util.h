@@ -267,4 +267,24 @@ static __attribute__((unused)) void assert_sense(const struct scsi_cmd *c, uint8
 	assert_int_equal(c->sense[13], ascq);
 }
 
+/* A 1 MiB, 512-byte-block gate-store LU with UNMAP, unit attentions cleared. */
+static __attribute__((unused)) int fx_setup_gate(void **state)
+{
+	struct reactor *r;
+
+	assert_int_equal(reactor_create(&r), 0);
+	fx_setup_store(state, gate_store_new(r, 1024 * 1024, 512, STORE_CAP_UNMAP), NULL, false);
+	clear_ua(*state, &((struct fx *)*state)->nexus);
+	return 0;
+}
+
+/* A 16-byte CDB with an 8-byte LBA at byte 2 and a 4-byte length at byte 10 (SBC-3 READ(16) layout). */
+static __attribute__((unused)) void cdb_lba16(uint8_t *cdb, uint8_t op, uint64_t lba, uint32_t n)
+{
+	memset(cdb, 0, 16);
+	cdb[0] = op;
+	put_be64(cdb + 2, lba);
+	put_be32(cdb + 10, n);
+}
+
 #endif

@@ -25,24 +25,6 @@ static int setup_ram(void **state)
 	return 0;
 }
 
-static int setup_gate(void **state)
-{
-	struct reactor *r;
-
-	assert_int_equal(reactor_create(&r), 0);
-	fx_setup_store(state, gate_store_new(r, 1 * MIB, BS, STORE_CAP_UNMAP), NULL, false);
-	clear_ua(*state, &((struct fx *)*state)->nexus);
-	return 0;
-}
-
-static void cdb_rw16(uint8_t *cdb, uint8_t op, uint64_t lba, uint32_t n)
-{
-	memset(cdb, 0, 16);
-	cdb[0] = op;
-	put_be64(cdb + 2, lba);
-	put_be32(cdb + 10, n);
-}
-
 static void test_read_write(void **state)
 {
 	struct fx *f = *state;
@@ -54,11 +36,11 @@ static void test_read_write(void **state)
 	for (int i = 0; i < 64 * BS; i++) {
 		buf[i] = (uint8_t)(i * 7);
 	}
-	cdb_rw16(cdb, 0x8a, 100, 64);
+	cdb_lba16(cdb, 0x8a, 100, 64);
 	run_cmd(f, &c, cdb, 16, buf, 64 * BS);
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
 	assert_int_equal(c.xfer_len, 64 * BS);
-	cdb_rw16(cdb, 0x88, 100, 64);
+	cdb_lba16(cdb, 0x88, 100, 64);
 	run_cmd(f, &c, cdb, 16, NULL, 0);
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
 	assert_int_equal(c.data_in_len, 64 * BS);
@@ -66,12 +48,12 @@ static void test_read_write(void **state)
 	scsi_cmd_fini(&c);
 
 	/* Short Data-Out (overflow): GOOD, only the whole blocks received are written. */
-	cdb_rw16(cdb, 0x8a, 200, 2);
+	cdb_lba16(cdb, 0x8a, 200, 2);
 	memset(buf, 0x5a, 2 * BS);
 	run_cmd(f, &c, cdb, 16, buf, BS + 100);
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
 	assert_int_equal(c.xfer_len, 2 * BS);
-	cdb_rw16(cdb, 0x88, 200, 2);
+	cdb_lba16(cdb, 0x88, 200, 2);
 	run_cmd(f, &c, cdb, 16, NULL, 0);
 	assert_int_equal(c.data_in[BS - 1], 0x5a);
 	assert_int_equal(c.data_in[BS], 0);
@@ -80,11 +62,11 @@ static void test_read_write(void **state)
 		buf[i] = (uint8_t)(i * 7);
 	}
 	/* Short Data-Out for VERIFY cannot be cut short. */
-	cdb_rw16(cdb, 0x8f, 100, 2);
+	cdb_lba16(cdb, 0x8f, 100, 2);
 	cdb[1] = 0x02;
 	run_cmd(f, &c, cdb, 16, buf, BS);
 	assert_sense(&c, 5, 0x0e, 0x03);
-	cdb_rw16(cdb, 0x8a, 0, 2);
+	cdb_lba16(cdb, 0x8a, 0, 2);
 	/* WRPROTECT */
 	cdb[1] = 0x40;
 	run_cmd(f, &c, cdb, 16, buf, 2 * BS);
@@ -92,7 +74,7 @@ static void test_read_write(void **state)
 	assert_int_equal(c.sense[15] & 0x0f, 0x08 | 7);
 
 	/* VERIFY BYTCHK=1: match, then miscompare at byte 3 of block 1. */
-	cdb_rw16(cdb, 0x8f, 100, 2);
+	cdb_lba16(cdb, 0x8f, 100, 2);
 	cdb[1] = 0x02;
 	run_cmd(f, &c, cdb, 16, buf, 2 * BS);
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
@@ -114,10 +96,10 @@ static void test_write_same_unmap(void **state)
 
 	memset(blk, 0xa5, BS);
 	/* WRITE SAME(16) of a pattern over 3000 blocks (several pieces). */
-	cdb_rw16(cdb, 0x93, 10, 3000);
+	cdb_lba16(cdb, 0x93, 10, 3000);
 	run_cmd(f, &c, cdb, 16, blk, BS);
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
-	cdb_rw16(cdb, 0x88, 10, 3000);
+	cdb_lba16(cdb, 0x88, 10, 3000);
 	run_cmd(f, &c, cdb, 16, NULL, 0);
 	for (size_t i = 0; i < 3000u * BS; i++) {
 		if (c.data_in[i] != 0xa5) {
@@ -126,30 +108,30 @@ static void test_write_same_unmap(void **state)
 	}
 	scsi_cmd_fini(&c);
 	/* Data-Out must be exactly one block. */
-	cdb_rw16(cdb, 0x93, 10, 4);
+	cdb_lba16(cdb, 0x93, 10, 4);
 	run_cmd(f, &c, cdb, 16, blk, BS / 2);
 	assert_int_equal(c.status, SCSI_STATUS_CHECK_CONDITION);
 	/* Over MAXIMUM WRITE SAME LENGTH; 0 blocks = to the end, which is over it too. */
-	cdb_rw16(cdb, 0x93, 0, (8u << 20) / BS + 1);
+	cdb_lba16(cdb, 0x93, 0, (8u << 20) / BS + 1);
 	run_cmd(f, &c, cdb, 16, blk, BS);
 	assert_sense(&c, 5, 0x24, 0);
 	/* NDOB + UNMAP deallocates: reads back zero. */
-	cdb_rw16(cdb, 0x93, 10, 100);
+	cdb_lba16(cdb, 0x93, 10, 100);
 	cdb[1] = 0x08 | 0x01;
 	run_cmd(f, &c, cdb, 16, NULL, 0);
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
-	cdb_rw16(cdb, 0x88, 10, 101);
+	cdb_lba16(cdb, 0x88, 10, 101);
 	run_cmd(f, &c, cdb, 16, NULL, 0);
 	assert_int_equal(c.data_in[0], 0);
 	assert_int_equal(c.data_in[100 * BS - 1], 0);
 	assert_int_equal(c.data_in[100 * BS], 0xa5);
 	scsi_cmd_fini(&c);
 	/* UNMAP=1 with a non-zero block still deallocates (LBPRZ: reads zeros). */
-	cdb_rw16(cdb, 0x93, 110, 5);
+	cdb_lba16(cdb, 0x93, 110, 5);
 	cdb[1] = 0x08;
 	run_cmd(f, &c, cdb, 16, blk, BS);
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
-	cdb_rw16(cdb, 0x88, 110, 1);
+	cdb_lba16(cdb, 0x88, 110, 1);
 	run_cmd(f, &c, cdb, 16, NULL, 0);
 	assert_int_equal(c.data_in[0], 0);
 	scsi_cmd_fini(&c);
@@ -223,7 +205,7 @@ static void test_caw(void **state)
 	g->gate = true;
 	cmd_init(f, &caw, &f->nexus, cdb, 16, data, 2 * BS);
 	scsi_cmd_submit(&caw);
-	cdb_rw16(wcdb, 0x8a, 5, 1);
+	cdb_lba16(wcdb, 0x8a, 5, 1);
 	cmd_init(f, &wr, &f->nexus, wcdb, 16, other, BS);
 	scsi_cmd_submit(&wr);
 	assert_int_equal(g->nheld, 1); /* only the CAW's read */
@@ -254,7 +236,7 @@ static void test_caw(void **state)
 	memset(data, 0x44, BS);
 	cmd_init(f, &caw, &f->nexus, cdb, 16, data, 2 * BS);
 	scsi_cmd_submit(&caw);
-	cdb_rw16(wcdb, 0x88, 5, 1);
+	cdb_lba16(wcdb, 0x88, 5, 1);
 	cmd_init(f, &rd, &f->nexus, wcdb, 16, NULL, 0);
 	scsi_cmd_submit(&rd);
 	assert_int_equal(g->nheld, 1);
@@ -273,7 +255,7 @@ static void test_ordered_and_abort(void **state)
 	struct scsi_cmd a, b, o, h;
 	uint8_t rd[16];
 
-	cdb_rw16(rd, 0x88, 0, 1);
+	cdb_lba16(rd, 0x88, 0, 1);
 	g->gate = true;
 	cmd_init(f, &a, &f->nexus, rd, 16, NULL, 0);
 	scsi_cmd_submit(&a);
@@ -328,11 +310,11 @@ static void test_store_errors(void **state)
 	uint8_t buf[BS] = { 0 };
 
 	g->fail_status = -EIO;
-	cdb_rw16(cdb, 0x88, 0, 1);
+	cdb_lba16(cdb, 0x88, 0, 1);
 	run_cmd(f, &c, cdb, 16, NULL, 0);
 	assert_sense(&c, 3, 0x11, 0);
 	assert_null(c.data_in);
-	cdb_rw16(cdb, 0x8a, 0, 1);
+	cdb_lba16(cdb, 0x8a, 0, 1);
 	run_cmd(f, &c, cdb, 16, buf, BS);
 	assert_sense(&c, 3, 0x0c, 0);
 	g->fail_status = -ENOSPC;
@@ -373,8 +355,8 @@ static void test_pr(void **state)
 	uint8_t buf[BS] = { 0 };
 
 	clear_ua(f, &f->nexus2);
-	cdb_rw16(wr, 0x8a, 0, 1);
-	cdb_rw16(rd, 0x88, 0, 1);
+	cdb_lba16(wr, 0x8a, 0, 1);
+	cdb_lba16(rd, 0x88, 0, 1);
 	prout(f, &c, &f->nexus, 0, 0, 0, 0xaa, 0);
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
 	prout(f, &c, &f->nexus2, 0, 0, 0, 0xbb, 0);
@@ -497,10 +479,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_read_write, setup_ram, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_write_same_unmap, setup_ram, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_caw, setup_gate, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_ordered_and_abort, setup_gate, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_store_errors, setup_gate, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_pr, setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_caw, fx_setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ordered_and_abort, fx_setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_errors, fx_setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pr, fx_setup_gate, fx_teardown),
 		cmocka_unit_test_teardown(test_pr_aptpl, teardown_maybe),
 	};
 

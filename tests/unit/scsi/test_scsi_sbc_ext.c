@@ -10,24 +10,6 @@
 #define BS 512
 #define NBLOCKS (MIB / BS)
 
-static int setup_gate(void **state)
-{
-	struct reactor *r;
-
-	assert_int_equal(reactor_create(&r), 0);
-	fx_setup_store(state, gate_store_new(r, 1 * MIB, BS, STORE_CAP_UNMAP), NULL, false);
-	clear_ua(*state, &((struct fx *)*state)->nexus);
-	return 0;
-}
-
-static void cdb16(uint8_t *cdb, uint8_t op, uint64_t lba, uint32_t n)
-{
-	memset(cdb, 0, 16);
-	cdb[0] = op;
-	put_be64(cdb + 2, lba);
-	put_be32(cdb + 10, n);
-}
-
 static void test_orwrite(void **state)
 {
 	struct fx *f = *state;
@@ -38,7 +20,7 @@ static void test_orwrite(void **state)
 
 	memset(g->mem + 3 * BS, 0xa0, 2 * BS);
 	memset(data, 0x05, sizeof(data));
-	cdb16(cdb, 0x8b, 3, 2);
+	cdb_lba16(cdb, 0x8b, 3, 2);
 	run_cmd(f, &c, cdb, 16, data, sizeof(data));
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
 	assert_int_equal(g->mem[3 * BS], 0xa5);
@@ -48,20 +30,20 @@ static void test_orwrite(void **state)
 	cdb[1] = 0x20;
 	run_cmd(f, &c, cdb, 16, data, sizeof(data));
 	assert_sense(&c, 5, 0x24, 0);
-	cdb16(cdb, 0x8b, NBLOCKS - 1, 2);
+	cdb_lba16(cdb, 0x8b, NBLOCKS - 1, 2);
 	run_cmd(f, &c, cdb, 16, data, sizeof(data));
 	assert_sense(&c, 5, 0x21, 0);
-	cdb16(cdb, 0x8b, 0, 0);
+	cdb_lba16(cdb, 0x8b, 0, 0);
 	run_cmd(f, &c, cdb, 16, NULL, 0);
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
 
 	/* Atomic: an overlapping read submitted meanwhile sees the ORed result. */
 	g->gate = true;
 	memset(data, 0x50, BS);
-	cdb16(cdb, 0x8b, 3, 1);
+	cdb_lba16(cdb, 0x8b, 3, 1);
 	cmd_init(f, &c, &f->nexus, cdb, 16, data, BS);
 	scsi_cmd_submit(&c);
-	cdb16(rcdb, 0x88, 3, 1);
+	cdb_lba16(rcdb, 0x88, 3, 1);
 	cmd_init(f, &rd, &f->nexus, rcdb, 16, NULL, 0);
 	scsi_cmd_submit(&rd);
 	assert_int_equal(g->nheld, 1); /* the ORWRITE's read only */
@@ -230,11 +212,11 @@ static void test_rsoc_new_ops(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_orwrite, setup_gate, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_write_atomic, setup_gate, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_read_defect, setup_gate, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_sanitize, setup_gate, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_rsoc_new_ops, setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_orwrite, fx_setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_write_atomic, fx_setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_read_defect, fx_setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sanitize, fx_setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_rsoc_new_ops, fx_setup_gate, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
