@@ -6,7 +6,8 @@
 #   2. A chunk overwritten with zeros has no object; UNMAP of whole chunks deletes
 #      their objects; a partial UNMAP reads back zeros.
 #   3. Multi-chunk writes and concurrent overlapping writes verified by pattern.
-#   4. Restart: data intact. chunk_size mismatch refused naming both values.
+#   4. Restart: data intact; writes with sign_payload=1 (signed bodies) read
+#      back. chunk_size mismatch and a bad sign_payload refused, named.
 #   5. Wrong secret and missing bucket: the daemon exits non-zero at LU open with
 #      a message naming the problem.
 #   6. RGW stopped during I/O then restarted: the daemon survives, and data
@@ -137,6 +138,19 @@ check "daemon stops cleanly and restarts" restart_daemon
 check_eq "content persists across restart" "$EXPECT_SUM" "$(lun_sum "$URL" || echo read-failed)"
 check "daemon stops cleanly" stop_daemon
 
+# sign_payload=1: SHA-256-signed PUT bodies (the default is UNSIGNED-PAYLOAD with
+# x-amz-checksum-crc32c); RGW verifies the signed hash, so a wrong one would fail.
+start_daemon --target "$IQN" --state-dir "$T_DIR/state" --lun "0=$URI&sign_payload=1" ||
+	die "s3tgtd did not start with sign_payload=1"
+URL=$(lun_url $IQN 0)
+check "writes with sign_payload=1 (whole and partial chunks)" \
+	qio "$URL" "write -P 0x3c $((20 * MIB)) $((2 * MIB))" "write -P 0x3d $((23 * MIB + 8192)) 4096"
+local_write 0x3c $((20 * MIB)) $((2 * MIB))
+local_write 0x3d $((23 * MIB + 8192)) 4096
+EXPECT_SUM=$(sha256sum <"$T_DIR/expect.img" | cut -d' ' -f1)
+check_eq "whole-LUN sha256 with signed payloads" "$EXPECT_SUM" "$(lun_sum "$URL" || echo read-failed)"
+check "daemon stops cleanly" stop_daemon
+
 refused() { # URI pattern...: the daemon must fail to start and log every pattern
 	local p
 	if start_daemon --target "$IQN" --state-dir "$T_DIR/state2" --lun "0=$1"; then
@@ -148,6 +162,8 @@ refused() { # URI pattern...: the daemon must fail to start and log every patter
 }
 check "chunk_size=2M on a 1M volume refused naming 2097152 and 1048576" \
 	refused "s3://$BUCKET/$PREFIX?chunk_size=2M&$OPTS" 2097152 1048576
+
+check "sign_payload=2 refused naming the option" refused "$URI&sign_payload=2" "sign_payload"
 
 # 5. credentials and bucket errors at LU open
 check "missing bucket refused with a message naming it" \

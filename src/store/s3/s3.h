@@ -29,6 +29,12 @@ struct s3_config {
 	const char *endpoint;
 	const char *region;   /* NULL = $AWS_REGION, $AWS_DEFAULT_REGION, else "us-east-1" */
 	bool path_style;      /* http://endpoint/BUCKET/KEY instead of BUCKET.endpoint */
+	/*
+	 * true: x-amz-content-sha256 is the SHA-256 of each PUT body. false
+	 * (default): UNSIGNED-PAYLOAD plus a signed x-amz-checksum-crc32c header,
+	 * as the AWS SDKs do since 2025; see docs/OBJECT-FORMAT.md.
+	 */
+	bool sign_payload;
 	const char *ca_file;  /* NULL = system CA store; verification is always on */
 	unsigned max_inflight;        /* 0 = S3_DEFAULT_MAX_INFLIGHT */
 	unsigned timeout_ms;          /* per attempt; 0 = S3_DEFAULT_TIMEOUT_MS */

@@ -19,6 +19,9 @@
 #define S3_AMZ_DATE_LEN 16 /* "20130524T000000Z" */
 /* SHA-256 of the empty string: the payload hash of every body-less request. */
 #define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define S3_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
+/* base64 of a big-endian CRC32C, as x-amz-checksum-crc32c carries it: 8 chars + NUL. */
+#define S3_CRC32C_B64_LEN 8
 
 struct s3_kv {
 	const char *k;
@@ -32,7 +35,7 @@ struct s3_sign_req {
 	size_t nquery;
 	const struct s3_kv *hdrs;   /* lower-case names, each signed; any order */
 	size_t nhdrs;
-	const char *payload_hash;   /* hex SHA-256 of the body */
+	const char *payload_hash;   /* hex SHA-256 of the body, or S3_UNSIGNED_PAYLOAD */
 	const char *amz_date;	    /* ISO 8601 basic, as sent in x-amz-date */
 	const char *region;
 	const char *service;	    /* "s3" */
@@ -40,6 +43,8 @@ struct s3_sign_req {
 	const char *secret_key;
 };
 
+/* x-amz-checksum-crc32c: base64 of the big-endian CRC32C (RFC 3720 polynomial) of buf. */
+void s3_crc32c_b64(const void *buf, size_t len, char out[S3_CRC32C_B64_LEN + 1]);
 /* Hex SHA-256 of buf into out[65]. Returns 0 or -EIO (OpenSSL failure). */
 int s3_sha256_hex(const void *buf, size_t len, char out[S3_SHA256_HEX_LEN + 1]);
 

@@ -3,7 +3,7 @@
  * back end (s3.h). This file only turns the LUN URI into an s3_config:
  *
  *   s3://BUCKET/PREFIX?size=10G&chunk_size=4M&endpoint=http://127.0.0.1:7480
- *       &region=us-east-1&path_style=1&ca_file=/etc/ca.pem&max_inflight=32
+ *       &region=us-east-1&path_style=1&ca_file=/etc/ca.pem&max_inflight=32&sign_payload=0
  *
  * Credentials are never part of the URI: they come from the AWS default chain.
  */
@@ -22,7 +22,7 @@
 
 static const char *const s3_options[] = {
     "chunk_size", "max_inflight",      "endpoint",     "region",      "path_style", "ca_file",
-    "timeout_ms", "retry_deadline_ms", "lease_holder", "break_lease", NULL,
+    "timeout_ms", "retry_deadline_ms", "lease_holder", "break_lease",  "sign_payload", NULL,
 };
 
 static int opt_ms(const struct store_params *p, const char *key, unsigned *out, char *err,
@@ -85,6 +85,15 @@ static int s3_open(struct store *st, const struct store_params *p, char *err, si
 			goto out;
 		}
 		cfg.path_style = v[0] == '1';
+	}
+	v = store_param_get(p, "sign_payload");
+	if (v) {
+		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+			snprintf(err, errlen, "s3: sign_payload must be 0 or 1, got '%s'", v);
+			ret = -EINVAL;
+			goto out;
+		}
+		cfg.sign_payload = v[0] == '1';
 	}
 	cfg.max_inflight = o.max_inflight;
 	ret = opt_ms(p, "timeout_ms", &cfg.timeout_ms, err, errlen);

@@ -189,6 +189,9 @@ int s3_classify(long http_status, const char *code)
 		{ "ServiceUnavailable", -EAGAIN },
 		/* AWS: a concurrent conditional write was in progress; retrying decides it. */
 		{ "ConditionalRequestConflict", -EAGAIN },
+		/* The body was damaged in transit; the one in memory is intact: send it again. */
+		{ "BadDigest", -EAGAIN },
+		{ "XAmzContentSHA256Mismatch", -EAGAIN },
 		/* Temporary credentials expired: the client refreshes them and retries. */
 		{ "ExpiredToken", -EAGAIN },
 		{ "TokenRefreshRequired", -EAGAIN },

@@ -20,9 +20,20 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "s3tgt/core.h"
+
 #include "s3_internal.h"
 
 #define SIGV4_MAX_HDRS 16
+
+void s3_crc32c_b64(const void *buf, size_t len, char out[S3_CRC32C_B64_LEN + 1])
+{
+	uint32_t crc = crc32c(0, buf, len);
+	unsigned char be[4] = { (unsigned char)(crc >> 24), (unsigned char)(crc >> 16),
+				(unsigned char)(crc >> 8), (unsigned char)crc };
+
+	EVP_EncodeBlock((unsigned char *)out, be, sizeof(be));
+}
 
 int s3_sha256_hex(const void *buf, size_t len, char out[S3_SHA256_HEX_LEN + 1])
 {

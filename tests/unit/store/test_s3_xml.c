@@ -167,6 +167,8 @@ static void test_classify(void **state)
 	assert_int_equal(s3_classify(412, ""), -EEXIST);
 	assert_int_equal(s3_classify(503, "SlowDown"), -EAGAIN);
 	assert_int_equal(s3_classify(400, "RequestTimeout"), -EAGAIN);
+	assert_int_equal(s3_classify(400, "BadDigest"), -EAGAIN);
+	assert_int_equal(s3_classify(400, "XAmzContentSHA256Mismatch"), -EAGAIN);
 	assert_int_equal(s3_classify(500, ""), -EAGAIN);
 	assert_int_equal(s3_classify(502, ""), -EAGAIN);
 	assert_int_equal(s3_classify(504, ""), -EAGAIN);

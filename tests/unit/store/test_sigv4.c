@@ -165,13 +165,28 @@ static void test_amz_date(void **state)
 	assert_string_equal(d, EX_DATE);
 }
 
+/* x-amz-checksum-crc32c values: the CRC-32C check values, big-endian, base64. */
+static void test_checksum_crc32c(void **state)
+{
+	static const char fox[] = "The quick brown fox jumps over the lazy dog";
+	char b64[S3_CRC32C_B64_LEN + 1];
+
+	(void)state;
+	s3_crc32c_b64("123456789", 9, b64); /* 0xE3069283 */
+	assert_string_equal(b64, "4waSgw==");
+	s3_crc32c_b64(fox, sizeof(fox) - 1, b64); /* 0x22620404 */
+	assert_string_equal(b64, "ImIEBA==");
+	s3_crc32c_b64("", 0, b64);
+	assert_string_equal(b64, "AAAAAA==");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_get_object_range),    cmocka_unit_test(test_put_object),
 		cmocka_unit_test(test_get_bucket_lifecycle), cmocka_unit_test(test_list_objects),
 		cmocka_unit_test(test_uri_encode),	    cmocka_unit_test(test_canonical_query),
-		cmocka_unit_test(test_amz_date),
+		cmocka_unit_test(test_amz_date),	    cmocka_unit_test(test_checksum_crc32c),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
