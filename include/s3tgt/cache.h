@@ -52,6 +52,7 @@ struct cache_stats {
 	uint64_t prefetches;	/* read-ahead chunk fetches started */
 	uint64_t backpressure;	/* writes that had to wait for room */
 	uint64_t recovered;	/* dirty chunks recovered from cache_dir at open */
+	uint64_t reloaded;	/* clean chunks cached again from cache_dir at open */
 };
 
 /* True if key is one of the cache options listed above. */

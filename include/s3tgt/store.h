@@ -130,6 +130,13 @@ struct store_ops {
 	 */
 	const char *(*volume_id)(struct store *st);
 	/*
+	 * Optional: true if nobody can have written the volume since this
+	 * holder last closed it cleanly (the chunk store took back the lease it
+	 * had released itself), so data a layer above kept across the restart
+	 * (the cache's clean chunks) is still current. NULL op: false.
+	 */
+	bool (*resumed)(struct store *st);
+	/*
 	 * Optional: report this layer's counters through fn, one call per
 	 * sample, then those of what it wraps (store_metrics() on its lower
 	 * store, or its object back end): layering stays down-only and the

@@ -228,6 +228,7 @@ struct cache {
 	bool jq_init;
 	uint32_t slot_hdr;
 	uint64_t jseq;
+	bool jsnapshot; /* the journal header's J_OFF_SNAPSHOT */
 	uint8_t *zeros;
 	char *vol_id;
 };
@@ -546,6 +547,8 @@ static void internal_done(struct cache *c)
 #define J_OFF_VOLLEN 32
 #define J_OFF_VOL 34
 #define J_VOL_MAX 255u
+/* 1: the state-2 slots are the clean snapshot of a clean close, not yet reopened */
+#define J_OFF_SNAPSHOT 292
 #define S_MAGIC 0x534c4f54u /* "SLOT" */
 #define S_OFF_STATE 4
 #define S_OFF_IDX 8
@@ -553,7 +556,12 @@ static void internal_done(struct cache *c)
 #define S_OFF_NBLK 24
 #define S_OFF_CRC 28
 #define S_OFF_BITMAP 32
-_Static_assert(J_OFF_VOL + J_VOL_MAX < J_HDR_SIZE, "volume id fits the header");
+#define S_OFF_DATACRC S_OFF_BITMAP /* state 2: CRC32C of the chunk's bytes after the header */
+#define S_STATE_FREE 0u
+#define S_STATE_DIRTY 1u
+#define S_STATE_CLEAN 2u
+_Static_assert(J_OFF_VOL + J_VOL_MAX < J_OFF_SNAPSHOT, "volume id before the snapshot flag");
+_Static_assert(J_OFF_SNAPSHOT + 4 <= J_HDR_SIZE, "snapshot flag fits the header");
 
 static uint64_t slot_off(const struct cache *c, uint32_t slot)
 {
@@ -564,7 +572,7 @@ static void slot_hdr_build(struct cache *c, const struct centry *e, uint8_t *h)
 {
 	memset(h, 0, c->slot_hdr);
 	put_be32(h, S_MAGIC);
-	put_be32(h + S_OFF_STATE, e->used && e->ndirty ? 1u : 0u);
+	put_be32(h + S_OFF_STATE, e->used && e->ndirty ? S_STATE_DIRTY : S_STATE_FREE);
 	put_be64(h + S_OFF_IDX, e->used ? e->idx : 0);
 	put_be64(h + S_OFF_SEQ, c->jseq++);
 	put_be32(h + S_OFF_NBLK, c->nblk);
@@ -1506,8 +1514,19 @@ static void fill_done(struct store_io *lio)
 					list_add_tail(c, e, L_CLEAN);
 				}
 			}
-			if (e) {
+			if (e && !e->nvalid) {
+				/*
+				 * Nothing in the slot to keep: it takes the fetched
+				 * buffer and the fill the slot's, instead of a whole-chunk copy.
+				 */
+				uint8_t *t = e->buf;
+
+				e->buf = f->buf;
+				f->buf = t;
+			} else if (e) {
 				copy_blocks(c, e->valid, false, e->buf, f->buf, 0, n);
+			}
+			if (e) {
 				e->nvalid += bm_set(e->valid, 0, n);
 				whole = true;
 			}
@@ -1738,6 +1757,65 @@ static void finalize_msg(void *arg)
 	cache_free(arg);
 }
 
+static void jhdr_build(const struct cache *c, uint8_t *h);
+
+/*
+ * Clean close: keep the clean chunks for the next start. Every slot header is
+ * rewritten (state 2 with the data's CRC for a fully valid chunk, free for
+ * any other slot), so no older state-2 header joins the snapshot; the journal
+ * header's flag goes last, once the data is stable. The next open uses the
+ * snapshot only if the lower store says nobody else wrote the volume since
+ * (store_ops.resumed). Failure only costs the snapshot: the data is in the
+ * lower store.
+ */
+static void journal_save_clean(struct cache *c)
+{
+	size_t hlen = c->slot_hdr > J_HDR_SIZE ? c->slot_hdr : J_HDR_SIZE;
+	uint8_t *h = malloc(hlen);
+	uint64_t n = 0;
+	int rc = h ? 0 : -ENOMEM;
+
+	for (uint32_t s = 0; s < c->nslots && !rc; s++) {
+		struct centry *e = &c->e[s];
+		uint32_t len = e->used ? chunk_len(c, e->idx) : 0;
+		bool keep = e->used && !e->ndirty && e->nvalid >= chunk_blocks(c, e->idx);
+
+		if (keep) {
+			rc = pwrite_full(c->jfd, e->buf, len, slot_off(c, s) + c->slot_hdr);
+		}
+		slot_hdr_build(c, e, h);
+		if (keep) {
+			put_be32(h + S_OFF_STATE, S_STATE_CLEAN);
+			put_be32(h + S_OFF_DATACRC, crc32c(0, e->buf, len));
+			put_be32(h + S_OFF_CRC, 0);
+			put_be32(h + S_OFF_CRC, crc32c(0, h, c->slot_hdr));
+			n++;
+		}
+		if (!rc) {
+			rc = pwrite_full(c->jfd, h, c->slot_hdr, slot_off(c, s));
+		}
+	}
+	if (!rc && fdatasync(c->jfd) != 0) {
+		rc = -errno;
+	}
+	if (!rc && n) {
+		c->jsnapshot = true;
+		jhdr_build(c, h);
+		rc = pwrite_full(c->jfd, h, J_HDR_SIZE, 0);
+		if (!rc && fdatasync(c->jfd) != 0) {
+			rc = -errno;
+		}
+	}
+	if (rc) {
+		LOG_WARN(COMP, "%s: cannot keep the clean chunks in %s: %s", c->lower->uri,
+			 c->p.cache_dir, strerror(-rc));
+	} else if (n) {
+		LOG_INFO(COMP, "%s: %" PRIu64 " clean chunks kept in %s for the next start",
+			 c->lower->uri, n, c->p.cache_dir);
+	}
+	free(h);
+}
+
 static void cache_close(struct store *st)
 {
 	struct cache *c = st->priv;
@@ -1760,6 +1838,9 @@ static void cache_close(struct store *st)
 		}
 	}
 	jq_stop(c);
+	if (c->jfd >= 0 && !c->ndirty_slots && !c->ups_busy && c->lower->ops->resumed) {
+		journal_save_clean(c);
+	}
 	c->closing = true;
 	c->st = NULL;
 	st->priv = NULL;
@@ -1853,6 +1934,9 @@ static void cache_metrics(struct store *st, store_metric_fn fn, void *arg)
 	     "Dirty chunks recovered from cache_dir at "
 	     "open.",
 	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, recovered)},
+	    {"s3tgt_cache_reloaded_chunks_total",
+	     "Clean chunks cached again from cache_dir at open (kept at the last clean close).",
+	     STORE_METRIC_COUNTER, offsetof(struct cache_stats, reloaded)},
 	};
 	struct cache *c = st->priv;
 	struct cache_stats cs;
@@ -1972,6 +2056,7 @@ static void jhdr_build(const struct cache *c, uint8_t *h)
 	put_be32(h + J_OFF_SLOTHDR, c->slot_hdr);
 	put_be16(h + J_OFF_VOLLEN, (uint16_t)vlen);
 	memcpy(h + J_OFF_VOL, c->vol_id, vlen);
+	put_be32(h + J_OFF_SNAPSHOT, c->jsnapshot ? 1u : 0u);
 	put_be32(h + J_OFF_CRC, crc32c(0, h, J_HDR_SIZE));
 }
 
@@ -2038,10 +2123,17 @@ static int recover_merge(struct cache *c, struct centry *o, struct centry *n)
 	return rc;
 }
 
-static int journal_recover(struct cache *c, const char *path, char *err, size_t errlen)
+/*
+ * Load the dirty slots, and with load_clean the clean snapshot of the last
+ * clean close (state 2, each checked against its data CRC: the snapshot is
+ * written without ordering its data before its headers).
+ */
+static int journal_recover(struct cache *c, const char *path, bool load_clean, char *err,
+			   size_t errlen)
 {
 	uint8_t *h = malloc(c->slot_hdr);
 	uint64_t *seqs = calloc(c->nslots, sizeof(uint64_t));
+	uint64_t nclean = 0;
 	int rc = 0;
 
 	if (!h || !seqs) {
@@ -2050,7 +2142,7 @@ static int journal_recover(struct cache *c, const char *path, char *err, size_t 
 	}
 	for (uint32_t s = 0; s < c->nslots; s++) {
 		struct centry *e = &c->e[s];
-		uint32_t crc;
+		uint32_t crc, state;
 
 		rc = pread_full(c->jfd, h, c->slot_hdr, slot_off(c, s));
 		if (rc) {
@@ -2070,7 +2162,8 @@ static int journal_recover(struct cache *c, const char *path, char *err, size_t 
 		if (get_be64(h + S_OFF_SEQ) >= c->jseq) {
 			c->jseq = get_be64(h + S_OFF_SEQ) + 1;
 		}
-		if (get_be32(h + S_OFF_STATE) != 1) {
+		state = get_be32(h + S_OFF_STATE);
+		if (state != S_STATE_DIRTY && !(state == S_STATE_CLEAN && load_clean)) {
 			continue;
 		}
 		if (get_be64(h + S_OFF_IDX) * c->chunk >= c->lower->size) {
@@ -2081,6 +2174,25 @@ static int journal_recover(struct cache *c, const char *path, char *err, size_t 
 		list_del(c, e);
 		entry_reset(c, e, get_be64(h + S_OFF_IDX));
 		seqs[s] = get_be64(h + S_OFF_SEQ);
+		if (state == S_STATE_CLEAN) {
+			rc = pread_full(c->jfd, e->buf, chunk_len(c, e->idx),
+					slot_off(c, s) + c->slot_hdr);
+			if (rc) {
+				snprintf(err, errlen, "cache_dir: cannot read %s: %s", path,
+					 strerror(-rc));
+				goto out;
+			}
+			if (crc32c(0, e->buf, chunk_len(c, e->idx)) != get_be32(h + S_OFF_DATACRC)) {
+				LOG_WARN(COMP, "%s: clean chunk %" PRIu64 " in slot %u is damaged; "
+					 "it will be read from the lower store", path, e->idx, s);
+				entry_drop(c, e);
+				continue;
+			}
+			e->nvalid = bm_set(e->valid, 0, chunk_blocks(c, e->idx));
+			list_add_tail(c, e, L_CLEAN);
+			nclean++;
+			continue;
+		}
 		for (uint32_t i = 0; i < c->nblk; i++) {
 			if (h[S_OFF_BITMAP + i / 8] & (1u << (i % 8))) {
 				e->nvalid += bm_set(e->valid, i, 1);
@@ -2126,7 +2238,7 @@ static int journal_recover(struct cache *c, const char *path, char *err, size_t 
 	for (uint32_t s = 0; s < c->nslots; s++) {
 		struct centry *e = &c->e[s];
 
-		if (!e->used) {
+		if (!e->used || !e->ndirty) {
 			continue;
 		}
 		e->gen = 1;
@@ -2140,6 +2252,11 @@ static int journal_recover(struct cache *c, const char *path, char *err, size_t 
 		LOG_INFO(COMP, "%s: recovered %" PRIu64 " dirty chunks from %s; uploading them",
 			 c->lower->uri, c->stats.recovered, path);
 	}
+	if (nclean) {
+		LOG_INFO(COMP, "%s: %" PRIu64 " clean chunks kept in %s at the last clean close "
+			 "are cached again", c->lower->uri, nclean, path);
+	}
+	c->stats.reloaded = nclean;
 out:
 	free(h);
 	free(seqs);
@@ -2151,6 +2268,7 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 	char path[4096];
 	uint8_t *h = NULL;
 	struct stat sb;
+	bool snapshot, resumed;
 	int rc;
 
 	if (mkdir(c->p.cache_dir, 0700) != 0 && errno != EEXIST) {
@@ -2269,7 +2387,29 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 			goto out;
 		}
 	}
-	rc = journal_recover(c, path, err, errlen);
+	snapshot = get_be32(h + J_OFF_SNAPSHOT) == 1;
+	resumed = c->lower->ops->resumed && c->lower->ops->resumed(c->lower);
+	if (snapshot && !resumed) {
+		LOG_WARN(COMP, "%s: the clean chunks kept in %s are not used: the volume may have "
+			 "been written elsewhere since this cache_dir's last clean close",
+			 c->lower->uri, c->p.cache_dir);
+	}
+	rc = journal_recover(c, path, snapshot && resumed, err, errlen);
+	if (!rc && snapshot) {
+		/*
+		 * From the first write on, the snapshot no longer describes the
+		 * volume: a crash must not bring it back.
+		 */
+		c->jsnapshot = false;
+		jhdr_build(c, h);
+		rc = pwrite_full(c->jfd, h, J_HDR_SIZE, 0);
+		if (!rc && fdatasync(c->jfd) != 0) {
+			rc = -errno;
+		}
+		if (rc) {
+			snprintf(err, errlen, "cache_dir: cannot write %s: %s", path, strerror(-rc));
+		}
+	}
 out:
 	free(h);
 	return rc;

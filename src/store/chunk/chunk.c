@@ -839,6 +839,13 @@ const char *chunk_store_volume_id(struct store *st)
 	return cs->man.volume_id;
 }
 
+bool chunk_store_resumed(struct store *st)
+{
+	struct chunk_store *cs = st->priv;
+
+	return cs->lease && chunk_lease_resumed(cs->lease);
+}
+
 void chunk_store_metrics(struct store *st, store_metric_fn fn, void *arg)
 {
 	struct chunk_store *cs = st->priv;

@@ -38,6 +38,7 @@ struct chunk_lease {
 	struct obj_req req;
 	bool busy;
 	bool released;
+	bool resumed;
 };
 
 static int lease_body(struct chunk_lease *l, const char *state)
@@ -202,6 +203,8 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const char *holder,
 				 what, other, (long long)time(NULL) - when);
 		} else if (state[0] && strcmp(other, l->holder) == 0) {
 			LOG_INFO("chunk", "%s: taking back our own lease (holder %s)", what, other);
+			/* Overwriting a lease is not atomic, but the last writer is named in it. */
+			l->resumed = strcmp(state, "released") == 0;
 		}
 		n = lease_body(l, "held");
 		lease_req(l, OBJ_PUT, false, (size_t)n);
@@ -262,4 +265,9 @@ void chunk_lease_release(struct chunk_lease *l)
 const char *chunk_lease_holder(const struct chunk_lease *l)
 {
 	return l->holder;
+}
+
+bool chunk_lease_resumed(const struct chunk_lease *l)
+{
+	return l->resumed;
 }

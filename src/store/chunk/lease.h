@@ -26,6 +26,8 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const char *holder,
 /* Mark the lease released (synchronous PUT) and free it. NULL is a no-op. */
 void chunk_lease_release(struct chunk_lease *l);
 const char *chunk_lease_holder(const struct chunk_lease *l);
+/* The lease taken was the one this holder had released: no other writer since. */
+bool chunk_lease_resumed(const struct chunk_lease *l);
 /* 32 random hex digits into buf (>= 33 bytes). */
 int chunk_lease_holder_random(char *buf, size_t len);
 

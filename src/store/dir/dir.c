@@ -509,5 +509,6 @@ const struct store_ops store_dir_ops = {
     .lba_status = chunk_store_lba_status,
     .resize = chunk_store_resize,
     .volume_id = chunk_store_volume_id,
+    .resumed = chunk_store_resumed,
     .metrics = chunk_store_metrics,
 };
