@@ -15,10 +15,13 @@
 #   raw       4 MiB PUT then GET of 128 objects at concurrency 16: one curl
 #             process, --parallel over keep-alive connections, SigV4 signed by
 #             curl (libcurl, HTTP/1.1: the transport the store itself uses).
-#             This is the ceiling for everything else.
+#             This is the ceiling for everything else. Also 1 MiB ranged
+#             GETs at concurrency 8: what the uncached LUN sends for 1 MiB QD8
+#             reads (it fetches only the bytes asked for).
 #   lun       s3://...?chunk_size=4M, no cache: 1 MiB sequential write and read
-#             QD8, 4 MiB chunk-aligned sequential write QD8, 4 KiB random
-#             write QD32 (bounded to 256 requests: each is a 4 MiB GET + PUT).
+#             QD8, 4 MiB chunk-aligned sequential write QD8 (also with
+#             sign_payload=1), 4 KiB random write QD32 (bounded to 256
+#             requests: each is a 4 MiB GET + PUT).
 #   cache     the same volume type with cache_size=1G, cache_dir in /dev/shm:
 #             1 MiB sequential write QD8, timed until the last write is
 #             acknowledged (data in the cache: qemu-img bench's figure) and
@@ -122,27 +125,39 @@ record() { # FIGURE VALUES...
 # curl 7.88's --aws-sigv4 signs no x-amz-content-sha256, which RGW requires.
 S3CURL=(curl -sS --no-progress-meter --max-time 120 --aws-sigv4 "aws:amz:us-east-1:s3"
 	--user "$S3_KEY:$S3_SECRET" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
-raw_phase() { # put|get -> MB/s of one pass over RAW_OBJS objects at concurrency 16
-	local cfg=$WORK/raw-$1.cfg i t0 t1 bad
+# raw_phase put|get|getrange -> MB/s of one pass over RAW_OBJS objects: whole
+# 4 MiB PUTs or GETs at concurrency 16, or (getrange) the uncached LUN's request
+# shape for 1 MiB QD8 reads: 1 MiB ranged GETs at concurrency 8.
+raw_phase() {
+	local cfg=$WORK/raw-$1.cfg i r t0 t1 bad ok=200 par=16 n=$RAW_OBJS bytes=$((RAW_OBJS * 4 * MB))
 	: >"$cfg"
 	for ((i = 0; i < RAW_OBJS; i++)); do
+		if [ "$1" = getrange ]; then
+			for r in 0 1 2 3; do
+				echo "url = \"$S3_ENDPOINT/$BUCKET/raw/$i\""
+				echo "range = \"$((r * MB))-$(((r + 1) * MB - 1))\""
+				echo 'output = "/dev/null"'
+			done
+			continue
+		fi
 		echo "url = \"$S3_ENDPOINT/$BUCKET/raw/$i\""
 		[ "$1" = put ] && echo "upload-file = \"$WORK/obj4m\""
 		echo 'output = "/dev/null"'
 	done >>"$cfg"
+	[ "$1" = getrange ] && { ok=206 par=8 n=$((RAW_OBJS * 4)); }
 	t0=$(now)
-	timeout 300 "${S3CURL[@]}" --parallel --parallel-max 16 --parallel-immediate \
+	timeout 300 "${S3CURL[@]}" --parallel --parallel-max $par --parallel-immediate \
 		-w '%{http_code}\n' -K "$cfg" >"$WORK/raw.codes" 2>>"$WORK/raw.err" || true
 	t1=$(now)
-	bad=$(grep -cv '^200$' "$WORK/raw.codes" || true)
-	[ "$bad" = 0 ] && [ "$(wc -l <"$WORK/raw.codes")" = "$RAW_OBJS" ] ||
+	bad=$(grep -cv "^$ok\$" "$WORK/raw.codes" || true)
+	[ "$bad" = 0 ] && [ "$(wc -l <"$WORK/raw.codes")" = "$n" ] ||
 		{ say "raw $1: $bad bad answers: $(sort "$WORK/raw.codes" | uniq -c | tr '\n' ' ')"; return 1; }
-	mbps $((RAW_OBJS * 4 * MB)) "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+	mbps $bytes "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
 }
 if want raw; then
 	say "== raw RGW: 4 MiB objects, concurrency 16"
 	head -c $((4 * MB)) /dev/urandom >"$WORK/obj4m"
-	for op in put get; do
+	for op in put get getrange; do
 		v=()
 		for ((i = 0; i < REPS; i++)); do
 			if x=$(raw_phase $op); then v+=("$x"); fi
@@ -178,6 +193,9 @@ if want lun; then
 	cell lun/seqread1m "$URL" read $MB 8 $MB "$MIB"
 	cell lun/seqwrite4m "$URL" write $((4 * MB)) 8 $((4 * MB)) $((MIB / 4))
 	cell lun/randwrite4k "$URL" write 4096 32 $RSTEP 256
+	s3tgtd_stop 60
+	lun_start lun-signed "s3://$BUCKET/nocache?size=1G&$S3OPTS&sign_payload=1"
+	cell lun/seqwrite4m-signed "$URL" write $((4 * MB)) 8 $((4 * MB)) $((MIB / 4))
 	s3tgtd_stop 60
 fi
 
@@ -345,9 +363,12 @@ row() { # LABEL FIGURE UNIT RATIO-TO-FIGURE COMPARED-WITH AIM
 	echo "|---|---|---|---|---|"
 	row "raw RGW PUT 4 MiB, concurrency 16 (curl)" raw/put MB/s raw/put "raw PUT" "ceiling"
 	row "raw RGW GET 4 MiB, concurrency 16 (curl)" raw/get MB/s raw/get "raw GET" "ceiling"
+	row "raw RGW ranged GET 1 MiB, concurrency 8 (curl; the uncached LUN's requests)" raw/getrange MB/s raw/get "raw GET" ""
 	row "S3 LUN, no cache: seq write 1 MiB QD8" lun/seqwrite1m MB/s raw/put "raw PUT" ""
 	row "S3 LUN, no cache: seq write 4 MiB QD8 (chunk-aligned)" lun/seqwrite4m MB/s raw/put "raw PUT" "≥ 0.90"
+	row "S3 LUN, no cache: seq write 4 MiB QD8, sign_payload=1 (SHA-256 of every body)" lun/seqwrite4m-signed MB/s raw/put "raw PUT" ""
 	row "S3 LUN, no cache: seq read 1 MiB QD8" lun/seqread1m MB/s raw/get "raw GET" "≥ 0.90"
+	row "S3 LUN, no cache: seq read 1 MiB QD8, against the same requests raw" lun/seqread1m MB/s raw/getrange "raw ranged GET" ""
 	row "S3 LUN, no cache: random write 4 KiB QD32" lun/randwrite4k IOPS "" "" ""
 	row "cached S3 LUN: seq write 1 MiB QD8 + SYNCHRONIZE CACHE" cache/seqwrite1m-flush MB/s raw/put "raw PUT" "≥ 0.90"
 	row "cached S3 LUN: seq write 1 MiB QD8 (acknowledged from cache)" cache/seqwrite1m-ack MB/s raw/put "raw PUT" ""
