@@ -4,7 +4,9 @@
 #   1. qemu-img round trip of 64 MiB random data (sha256); 64 objects with the
 #      documented keys; manifest object present.
 #   2. A chunk overwritten with zeros has no object; UNMAP of whole chunks deletes
-#      their objects; a partial UNMAP reads back zeros.
+#      their objects; a partial UNMAP reads back zeros. A 16-chunk UNMAP is sent
+#      as batched DeleteObjects (POST ?delete in RGW's access log, no single
+#      DELETE) and leaves no object for those chunks.
 #   3. Multi-chunk writes and concurrent overlapping writes verified by pattern.
 #   4. Restart: data intact; writes with sign_payload=1 (signed bodies) read
 #      back. chunk_size mismatch and a bad sign_payload refused, named.
@@ -18,6 +20,7 @@ need qemu-img qemu-io iscsi-inq sha256sum curl
 
 RGW=$S3TGT_SRC/tests/integration/rgw.sh
 RGW_DIR=$T_DIR/rgw
+RGW_LOG=$RGW_DIR/log/client.rgw.a.log
 IQN=iqn.2026-11.io.s3tgt:s3-lun
 MIB=1048576
 SIZE=$((64 * MIB))
@@ -99,6 +102,29 @@ check "partial UNMAP inside chunk 12 reads zeros" \
 local_write 0 $((12 * MIB + 4096)) 65536
 check "partially unmapped chunk 12 keeps its object" has_chunk 12
 check_eq "61 chunk objects remain" 61 "$(nchunks)"
+
+# rgw_count FROMLINE REGEX: access-log requests (beast lines) since FROMLINE
+rgw_count() { tail -n +"$1" "$RGW_LOG" | grep 'beast: ' | grep -cE "$2" || true; }
+L0=$(($(wc -l <"$RGW_LOG") + 1))
+check "UNMAP chunks 14-29 (16 whole chunks) reads back zeros" \
+	qio "$URL" "discard $((14 * MIB)) $((16 * MIB))" "read -P 0 $((14 * MIB)) $((16 * MIB))"
+local_write 0 $((14 * MIB)) $((16 * MIB))
+no_chunks_14_29() {
+	local c
+	for c in $(seq 14 29); do no_chunk "$c" || return 1; done
+}
+check "unmapped chunks 14-29 have no object" no_chunks_14_29
+check_eq "45 chunk objects remain" 45 "$(nchunks)"
+# RGW logs from a thread: wait for the POST to show up.
+for _ in $(seq 50); do
+	[ "$(rgw_count "$L0" "\"POST /$BUCKET\?delete")" -gt 0 ] && break
+	sleep 0.1
+done
+NPOST=$(rgw_count "$L0" "\"POST /$BUCKET\?delete")
+NDEL=$(rgw_count "$L0" "\"DELETE /$BUCKET/$PREFIX/chunks/")
+log "16-chunk UNMAP: $NPOST POST ?delete, $NDEL single DELETE"
+check "16-chunk UNMAP used batched DeleteObjects (POST /$BUCKET?delete)" test "$NPOST" -ge 1
+check_eq "16-chunk UNMAP sent no single-object DELETE" 0 "$NDEL"
 
 # 3. multi-chunk and concurrent writes
 check "multi-chunk write (3.5 MiB, unaligned) and read back" \

@@ -20,6 +20,14 @@
  *                   partial / UNMAP / WRITE_ZEROES:
  *                           GET whole (if mapped) ─> verify ─> merge ─> PUT, or DELETE if all zero
  *
+ *   Whole-chunk DELETEs that become ready in the same dispatch() pass (the
+ *   chunks of one large UNMAP / WRITE SAME with UNMAP, or of several ios)
+ *   are not sent one by one: they fill a batch, sent as one DELETE_MULTI
+ *   (S3 DeleteObjects) when the pass ends or the batch is full. Each member
+ *   is RUNNING at the head of its own chunk queue, as a lone DELETE would
+ *   be, and completes by its own key's status; a batch of one is sent as a
+ *   plain DELETE. The DELETE that ends an RMW runs alone.
+ *
  * Invariants:
  *  - Per chunk, a non-READ op runs only at the head of its chunk queue, alone;
  *    READ ops run concurrently with each other but never pass a queued write.
@@ -30,14 +38,18 @@
  *    chunk starts after that and sees the new state.
  *  - A chunk with no queued op and a clear map bit costs no request: reads give
  *    zeros, UNMAP/WRITE_ZEROES/zero writes do nothing.
- *  - Running ops <= max_inflight; each holds one chunk buffer from a pool of
- *    max_inflight buffers, so object requests in flight <= max_inflight.
+ *  - Object requests in flight <= max_inflight: every RUNNING op holds one
+ *    request slot, except batched DELETEs, whose batch holds one slot for
+ *    all of them (so a 1000-key DeleteObjects weighs what one PUT does).
+ *    A slot-holding op that moves data also holds one of max_inflight chunk
+ *    buffers, so a buffer is always free for it; a DELETE needs none.
  *  - io->cb runs exactly once, always via reactor_post (never inside submit),
  *    when all its parts finished; the first error wins.
  *
  * Object bodies are always a whole chunk; metadata carries one CRC32C per
  * segment (docs/OBJECT-FORMAT.md), so reads widen to segments and verify.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -59,6 +71,7 @@ enum op_state { OP_FREE, OP_QUEUED, OP_READY, OP_RUNNING, OP_MERGED };
 enum op_step { STEP_NONE, STEP_READ_GET, STEP_RMW_GET, STEP_RMW_BUILD, STEP_PUT, STEP_DELETE };
 
 struct chunk_store;
+struct chunk_batch;
 
 struct chunk_op {
 	struct chunk_store *cs;
@@ -70,15 +83,27 @@ struct chunk_op {
 	enum store_op kind;
 	enum op_state state;
 	enum op_step step;
-	bool data_zero;	     /* the bytes this op writes are all zero */
-	uint8_t *buf;	     /* chunk buffer while RUNNING */
-	const uint8_t *body; /* PUT body: data (full chunk) or buf (RMW) */
-	uint8_t *bounce;     /* READ: where the GET landed if not straight in data */
-	uint32_t get_off;    /* READ: segment-aligned range fetched */
+	bool data_zero;		   /* the bytes this op writes are all zero */
+	uint8_t *buf;		   /* chunk buffer while RUNNING, if the step moves data */
+	struct chunk_batch *batch; /* the DELETE_MULTI this op is a member of, if any */
+	const uint8_t *body;	   /* PUT body: data (full chunk) or buf (RMW) */
+	uint8_t *bounce;	   /* READ: where the GET landed if not straight in data */
+	uint32_t get_off;	   /* READ: segment-aligned range fetched */
 	uint32_t get_len;
 	struct chunk_op *qnext, *qprev; /* chunk hash bucket, in arrival order */
 	struct chunk_op *rnext;		/* ready FIFO or free list */
 	struct chunk_op *mnext;		/* later writes of this chunk merged into this RMW */
+	struct obj_req req;
+};
+
+/* Whole-chunk DELETEs sent as one DELETE_MULTI (see the top of the file). */
+struct chunk_batch {
+	struct chunk_store *cs;
+	struct chunk_batch *next; /* free list */
+	struct chunk_op **ops;	  /* members; keys[i] is ops[i]->req.key */
+	const char **keys;
+	int *key_status;
+	unsigned n;
 	struct obj_req req;
 };
 
@@ -102,8 +127,19 @@ struct chunk_store {
 	struct chunk_op *qtail[CHUNK_BUCKETS];
 	struct chunk_op *ready_head, *ready_tail;
 	struct store_io *pend_head, *pend_tail; /* ios not yet fully split */
+	/*
+	 * One batch per request slot at most, each with room for batch_max keys:
+	 * the op pool bounds how many DELETEs can be ready at once anyway.
+	 */
+	struct chunk_batch *batches;
+	struct chunk_batch *free_batches;
+	struct chunk_batch *filling; /* collecting this dispatch pass's DELETEs */
+	unsigned batch_max;
+	struct chunk_op **batch_ops; /* backing arrays of the batches */
+	const char **batch_keys;
+	int *batch_status;
 	bool dispatching;
-	unsigned running;
+	unsigned running;	   /* request slots in use */
 	unsigned running_peak;	   /* for tests and stats */
 	struct chunk_lease *lease; /* one writer per volume (lease.c) */
 };
@@ -409,11 +445,14 @@ static void op_finish(struct chunk_op *op, int status)
 	uint64_t idx = op->idx;
 	struct chunk_op *m = op->mnext;
 
-	if (op->state == OP_RUNNING) {
+	if (op->buf) {
 		cs->bufs[cs->nfree_bufs++] = op->buf;
+	}
+	if (op->state == OP_RUNNING && !op->batch) {
 		cs->running--;
 	}
 	op->buf = NULL;
+	op->batch = NULL;
 	op_release(cs, op, status);
 	while (m) {
 		struct chunk_op *next = m->mnext;
@@ -429,7 +468,8 @@ static void op_finish(struct chunk_op *op, int status)
 
 static void req_done(struct obj_req *req);
 
-static void op_submit(struct chunk_op *op, enum op_step step)
+/* Fill op->req for step. Returns 0 or -EIO. */
+static int req_setup(struct chunk_op *op, enum op_step step)
 {
 	struct chunk_store *cs = op->cs;
 	struct obj_req *r = &op->req;
@@ -465,8 +505,7 @@ static void op_submit(struct chunk_op *op, enum op_step step)
 		r->len = cs->chunk_size;
 		ret = chunk_meta_build(r->meta, sizeof(r->meta), op->body, cs->chunk_size);
 		if (ret) {
-			op_finish(op, -EIO);
-			return;
+			return -EIO;
 		}
 		break;
 	case STEP_DELETE:
@@ -475,7 +514,19 @@ static void op_submit(struct chunk_op *op, enum op_step step)
 		r->len = 0;
 		break;
 	default:
-		op_finish(op, -EIO);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void op_submit(struct chunk_op *op, enum op_step step)
+{
+	struct chunk_store *cs = op->cs;
+	struct obj_req *r = &op->req;
+	int ret = req_setup(op, step);
+
+	if (ret) {
+		op_finish(op, ret);
 		return;
 	}
 	ret = cs->os->ops->submit(cs->os, r);
@@ -714,6 +765,7 @@ static void split_pending(struct chunk_store *cs)
 		op->state = OP_QUEUED;
 		op->step = STEP_NONE;
 		op->buf = NULL;
+		op->batch = NULL;
 		op->bounce = NULL;
 		op->mnext = NULL;
 		IO_PARTS(io)++;
@@ -764,6 +816,139 @@ static enum op_step coalesce(struct chunk_op *op, enum op_step step)
 	return STEP_RMW_BUILD;
 }
 
+/* Would coalesce() merge a queued write into op? */
+static bool has_mergeable(const struct chunk_op *op)
+{
+	for (const struct chunk_op *o = op->qnext; o; o = o->qnext) {
+		if (o->idx == op->idx) {
+			return o->kind != STORE_OP_READ && o->state == OP_QUEUED;
+		}
+	}
+	return false;
+}
+
+static void batch_add(struct chunk_batch *b, struct chunk_op *op)
+{
+	int ret = req_setup(op, STEP_DELETE);
+
+	/* A DELETE needs no checksum metadata: setting it up cannot fail. */
+	assert(ret == 0);
+	(void)ret;
+	op->batch = b;
+	b->ops[b->n] = op;
+	b->keys[b->n] = op->req.key;
+	b->n++;
+}
+
+/*
+ * Every member completes as a lone DELETE would (req_done: same logging and
+ * error mapping), by its own key's status unless the whole request failed.
+ * Dispatching waits until all are done, so the chunks they free are split
+ * and batched together.
+ */
+static void batch_done(struct obj_req *req)
+{
+	struct chunk_batch *b = req->cb_arg;
+	struct chunk_store *cs = b->cs;
+	bool nested = cs->dispatching;
+
+	cs->dispatching = true;
+	for (unsigned i = 0; i < b->n; i++) {
+		struct chunk_op *op = b->ops[i];
+
+		op->req.status = req->status ? req->status : b->key_status[i];
+		req_done(&op->req);
+	}
+	b->n = 0;
+	b->next = cs->free_batches;
+	cs->free_batches = b;
+	cs->running--;
+	cs->dispatching = nested;
+	dispatch(cs);
+}
+
+static void batch_submit(struct chunk_store *cs)
+{
+	struct chunk_batch *b = cs->filling;
+	struct obj_req *r = &b->req;
+	int ret;
+
+	cs->filling = NULL;
+	if (b->n == 1) {
+		/* Alone: a plain DELETE, which takes over the batch's request slot. */
+		struct chunk_op *op = b->ops[0];
+
+		op->batch = NULL;
+		b->n = 0;
+		b->next = cs->free_batches;
+		cs->free_batches = b;
+		op_submit(op, STEP_DELETE);
+		return;
+	}
+	r->op = OBJ_DELETE_MULTI;
+	r->keys = b->keys;
+	r->key_status = b->key_status;
+	r->nkeys = b->n;
+	r->status = 0;
+	r->cb = batch_done;
+	r->cb_arg = b;
+	ret = cs->os->ops->submit(cs->os, r);
+	if (ret) {
+		LOG_RATELIMIT(LOG_LEVEL_ERR, "chunk", "%s: DELETE of %u chunks: submit failed: %s",
+			      cs->st->uri, b->n, strerror(-ret));
+		r->status = ret == -ENOMEM ? -EAGAIN : ret;
+		batch_done(r);
+	}
+}
+
+/* Start the head of the ready FIFO; false when it must wait for a request slot. */
+static bool dispatch_one(struct chunk_store *cs)
+{
+	struct chunk_op *op = cs->ready_head;
+	enum op_step step = op_plan(op);
+	bool joins = step == STEP_DELETE && cs->filling && cs->filling->n < cs->batch_max &&
+		     !has_mergeable(op);
+
+	if (step != STEP_NONE && !joins && cs->running >= cs->max_inflight) {
+		return false;
+	}
+	cs->ready_head = op->rnext;
+	if (!cs->ready_head) {
+		cs->ready_tail = NULL;
+	}
+	if (step == STEP_NONE) {
+		op_finish(op, 0);
+		return true;
+	}
+	op->state = OP_RUNNING;
+	if (joins) {
+		batch_add(cs->filling, op);
+		return true;
+	}
+	cs->running++;
+	if (cs->running > cs->running_peak) {
+		cs->running_peak = cs->running;
+	}
+	if (op->kind != STORE_OP_READ) {
+		step = coalesce(op, step);
+	}
+	if (step == STEP_DELETE) {
+		/* The slot just taken becomes the new batch's. */
+		if (cs->filling) {
+			batch_submit(cs);
+		}
+		cs->filling = cs->free_batches;
+		assert(cs->filling);
+		cs->free_batches = cs->filling->next;
+		batch_add(cs->filling, op);
+		return true;
+	}
+	assert(cs->nfree_bufs > 0);
+	op->buf = cs->bufs[--cs->nfree_bufs];
+	op_start(op, step);
+	return true;
+}
+
 static void dispatch(struct chunk_store *cs)
 {
 	if (cs->dispatching) {
@@ -771,36 +956,14 @@ static void dispatch(struct chunk_store *cs)
 	}
 	cs->dispatching = true;
 	for (;;) {
-		struct chunk_op *op;
-		enum op_step step;
-
 		split_pending(cs);
-		op = cs->ready_head;
-		if (!op) {
-			break;
-		}
-		step = op_plan(op);
-		if (step != STEP_NONE && cs->nfree_bufs == 0) {
-			break;
-		}
-		cs->ready_head = op->rnext;
-		if (!cs->ready_head) {
-			cs->ready_tail = NULL;
-		}
-		if (step == STEP_NONE) {
-			op_finish(op, 0);
+		if (cs->ready_head && dispatch_one(cs)) {
 			continue;
 		}
-		op->buf = cs->bufs[--cs->nfree_bufs];
-		op->state = OP_RUNNING;
-		if (op->kind != STORE_OP_READ) {
-			step = coalesce(op, step);
+		if (!cs->filling) {
+			break;
 		}
-		cs->running++;
-		if (cs->running > cs->running_peak) {
-			cs->running_peak = cs->running;
-		}
-		op_start(op, step);
+		batch_submit(cs);
 	}
 	cs->dispatching = false;
 }
@@ -851,7 +1014,8 @@ void chunk_store_metrics(struct store *st, store_metric_fn fn, void *arg)
 	struct chunk_store *cs = st->priv;
 	struct store_metric m = {
 	    .name = "s3tgt_chunk_requests_in_flight",
-	    .help = "Object requests (chunk GET/PUT/DELETE) in progress.",
+	    .help = "Object requests (chunk GET/PUT/DELETE; a batch of DELETEs counts once) in "
+		    "progress.",
 	    .type = STORE_METRIC_GAUGE,
 	    .value = cs->running,
 	};
@@ -902,6 +1066,10 @@ static void chunk_store_free(struct chunk_store *cs)
 	}
 	free(cs->all_bufs);
 	free(cs->bufs);
+	free(cs->batch_status);
+	free(cs->batch_keys);
+	free(cs->batch_ops);
+	free(cs->batches);
 	free(cs->ops);
 	free(cs->map);
 	free(cs);
@@ -1176,7 +1344,14 @@ int chunk_store_open(struct store *st, const struct store_params *p, const struc
 	cs->ops = calloc(cs->nops, sizeof(*cs->ops));
 	cs->bufs = calloc(cs->max_inflight, sizeof(*cs->bufs));
 	cs->all_bufs = calloc(cs->max_inflight, sizeof(*cs->all_bufs));
-	if (!cs->ops || !cs->bufs || !cs->all_bufs) {
+	cs->batch_max = cs->nops < OBJ_DELETE_MULTI_MAX ? cs->nops : OBJ_DELETE_MULTI_MAX;
+	cs->batches = calloc(cs->max_inflight, sizeof(*cs->batches));
+	cs->batch_ops = calloc((size_t)cs->max_inflight * cs->batch_max, sizeof(*cs->batch_ops));
+	cs->batch_keys = calloc((size_t)cs->max_inflight * cs->batch_max, sizeof(*cs->batch_keys));
+	cs->batch_status =
+	    calloc((size_t)cs->max_inflight * cs->batch_max, sizeof(*cs->batch_status));
+	if (!cs->ops || !cs->bufs || !cs->all_bufs || !cs->batches || !cs->batch_ops ||
+	    !cs->batch_keys || !cs->batch_status) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
 		goto err;
@@ -1197,6 +1372,17 @@ int chunk_store_open(struct store *st, const struct store_params *p, const struc
 		cs->ops[i].cs = cs;
 		cs->ops[i].rnext = cs->free_ops;
 		cs->free_ops = &cs->ops[i];
+	}
+	for (unsigned i = 0; i < cs->max_inflight; i++) {
+		struct chunk_batch *b = &cs->batches[i];
+		size_t base = (size_t)i * cs->batch_max;
+
+		b->cs = cs;
+		b->ops = cs->batch_ops + base;
+		b->keys = cs->batch_keys + base;
+		b->key_status = cs->batch_status + base;
+		b->next = cs->free_batches;
+		cs->free_batches = b;
 	}
 	st->priv = cs;
 	st->size = cs->man.size;

@@ -20,12 +20,15 @@ struct objstore;
 struct obj_req;
 
 enum obj_op {
-	OBJ_GET,    /* whole object, or [range_off, range_off+range_len) */
-	OBJ_PUT,    /* whole object */
-	OBJ_DELETE, /* missing object is success */
+	OBJ_GET,	  /* whole object, or [range_off, range_off+range_len) */
+	OBJ_PUT,	  /* whole object */
+	OBJ_DELETE,	  /* missing object is success */
+	OBJ_DELETE_MULTI, /* keys[0..nkeys) in one request (S3 DeleteObjects) */
 };
 
 #define OBJ_META_MAX 1024
+/* S3 DeleteObjects takes at most 1000 keys per request. */
+#define OBJ_DELETE_MULTI_MAX 1000u
 
 typedef void (*obj_cb_fn)(struct obj_req *req);
 
@@ -40,6 +43,17 @@ struct obj_req {
 	/* User metadata: PUT sends it, GET returns it (S3: x-amz-meta-s3tgt). NUL-terminated. */
 	char meta[OBJ_META_MAX];
 	bool if_none_match; /* PUT only if the object does not exist (-EEXIST otherwise) */
+	/*
+	 * DELETE_MULTI (`key` unused): keys and key_status are borrowed arrays of
+	 * nkeys (1..OBJ_DELETE_MULTI_MAX) entries. When status is 0, key_status[i]
+	 * is key i's own result: 0 (deleted, or was missing) or -errno as for
+	 * status, -EAGAIN for a transient per-key failure, which the back end
+	 * does not retry. When status is not 0 the request failed as a whole and
+	 * key_status is unspecified.
+	 */
+	const char *const *keys;
+	int *key_status;
+	unsigned nkeys;
 	/*
 	 * 0, or -ENOENT (no such object), -EEXIST (conditional PUT lost),
 	 * -EACCES (denied / bad credentials), -ENXIO (no such bucket),

@@ -4,7 +4,8 @@
  *
  * Object file = DIR_OBJ_HEADER bytes (magic, version, metadata length,
  * metadata, zero padding) followed by the body, so a ranged GET is one pread
- * at a fixed offset. Requests run on a thread pool, never on the reactor.
+ * at a fixed offset. Requests run on a thread pool, never on the reactor; a
+ * DELETE_MULTI is one work item that unlinks its keys in order.
  *
  * Atomicity: a PUT writes "<dir>/.<name>.tmp.<pid>.<seq>", fsyncs it, then
  * renames it over the key (link() for If-None-Match, which fails with EEXIST
@@ -249,10 +250,68 @@ static int do_delete(struct dir_os *d, struct obj_req *req)
 	return sync_parent(d, req->key);
 }
 
+static bool same_parent(const char *a, const char *b)
+{
+	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+	size_t la = sa ? (size_t)(sa - a) : 0, lb = sb ? (size_t)(sb - b) : 0;
+
+	return la == lb && memcmp(a, b, la) == 0;
+}
+
+/* key_status of a key unlinked, its directory not yet fsynced */
+#define DIR_UNLINKED 1
+
+/*
+ * Per key, the result a lone DELETE would have had. The directory fsync that
+ * makes an unlink durable runs once per directory after all the unlinks, not
+ * once per key: a batch is normally many keys of "chunks/".
+ */
+static void do_delete_multi(struct dir_os *d, struct obj_req *req)
+{
+	for (unsigned i = 0; i < req->nkeys; i++) {
+		int ret = key_ok(req->keys[i]);
+
+		if (!ret) {
+			if (unlinkat(d->rootfd, req->keys[i], 0) == 0) {
+				ret = DIR_UNLINKED;
+			} else if (errno != ENOENT) {
+				ret = -errno;
+			}
+		}
+		req->key_status[i] = ret;
+	}
+	for (unsigned i = 0; i < req->nkeys; i++) {
+		int ret;
+
+		if (req->key_status[i] != DIR_UNLINKED) {
+			continue;
+		}
+		ret = sync_parent(d, req->keys[i]);
+		for (unsigned j = i; j < req->nkeys; j++) {
+			if (req->key_status[j] == DIR_UNLINKED &&
+			    same_parent(req->keys[i], req->keys[j])) {
+				req->key_status[j] = ret;
+			}
+		}
+	}
+	for (unsigned i = 0; i < req->nkeys; i++) {
+		if (req->key_status[i]) {
+			LOG_RATELIMIT(LOG_LEVEL_ERR, "dir", "%s/%s: %s", d->root, req->keys[i],
+				      strerror(-req->key_status[i]));
+		}
+	}
+	req->status = 0;
+}
+
 static void do_req(struct dir_os *d, struct obj_req *req)
 {
-	int ret = key_ok(req->key);
+	int ret;
 
+	if (req->op == OBJ_DELETE_MULTI) {
+		do_delete_multi(d, req);
+		return;
+	}
+	ret = key_ok(req->key);
 	if (!ret) {
 		switch (req->op) {
 		case OBJ_GET:
@@ -293,6 +352,10 @@ static int dir_submit(struct objstore *os, struct obj_req *req)
 {
 	struct dir_os *d = os->priv;
 
+	if (req->op == OBJ_DELETE_MULTI && (!req->keys || !req->key_status || req->nkeys == 0 ||
+					    req->nkeys > OBJ_DELETE_MULTI_MAX)) {
+		return -EINVAL;
+	}
 	req->priv[0] = d;
 	return thread_pool_submit(d->tp, work_fn, d->r, done_fn, req);
 }

@@ -16,7 +16,9 @@
  * handle belong to the client thread. An async op returns to the free list
  * on the reactor thread just before its callback runs, so a callback may
  * submit again. Nothing here blocks the reactor: hashing the PUT body,
- * signing and refreshing temporary credentials all run on the client thread.
+ * building and hashing a DeleteObjects body (into a buffer the op keeps for
+ * reuse), signing and refreshing temporary credentials all run on the client
+ * thread.
  *
  * Retries (SlowDown, 500/502/503/504, RequestTimeout, curl timeouts and
  * connection failures) back off exponentially with full jitter (AWS
@@ -43,13 +45,13 @@
 
 #define S3_COMP "s3"
 #define S3_ERRBODY_MAX 4096
-#define S3_LIST_BODY_MAX (16u << 20)
+#define S3_BODY_MAX (16u << 20) /* a ListObjectsV2 page or a DeleteObjects result */
 #define S3_PATH_MAX 1280
 #define S3_BACKOFF_BASE_MS 100
 #define S3_BACKOFF_CAP_MS 10000
 #define S3_META_HDR "x-amz-meta-s3tgt"
 
-enum s3_kind { S3_KIND_GET, S3_KIND_PUT, S3_KIND_DELETE, S3_KIND_LIST };
+enum s3_kind { S3_KIND_GET, S3_KIND_PUT, S3_KIND_DELETE, S3_KIND_LIST, S3_KIND_DELETE_MULTI };
 
 struct s3_waiter {
 	pthread_mutex_t m;
@@ -61,14 +63,17 @@ struct s3_op {
 	struct s3_op *next;
 	struct s3_client *cl;
 	enum s3_kind kind;
-	struct obj_req *req;	  /* GET/PUT/DELETE */
+	struct obj_req *req;	  /* GET/PUT/DELETE/DELETE_MULTI */
 	struct s3_waiter *waiter; /* NULL = async: complete on the reactor */
 	/* LIST page parameters and body */
 	char list_prefix[1024];
 	char list_token[1024];
 	unsigned list_max_keys;
-	char *body;
+	char *body; /* response body of LIST and DELETE_MULTI */
 	size_t body_len, body_cap;
+	char *upload; /* DELETE_MULTI request body, kept across attempts */
+	size_t upload_len, upload_cap;
+	char md5_b64[S3_MD5_B64_LEN + 1];
 
 	CURL *easy;
 	struct curl_slist *hdrs;
@@ -127,7 +132,7 @@ static uint64_t now_ms(void)
 
 static const char *kind_name(enum s3_kind k)
 {
-	static const char *const names[] = { "GET", "PUT", "DELETE", "LIST" };
+	static const char *const names[] = { "GET", "PUT", "DELETE", "LIST", "DELETE_MULTI" };
 
 	return names[k];
 }
@@ -135,7 +140,7 @@ static const char *kind_name(enum s3_kind k)
 static enum s3_req_type kind_stat(enum s3_kind k)
 {
 	static const enum s3_req_type map[] = { S3_REQ_GET, S3_REQ_PUT, S3_REQ_DELETE,
-						S3_REQ_LIST };
+						S3_REQ_LIST, S3_REQ_DELETE_MULTI };
 
 	return map[k];
 }
@@ -156,13 +161,15 @@ static void list_append(struct s3_op **head, struct s3_op **tail, struct s3_op *
 static void op_reset(struct s3_op *op)
 {
 	CURL *easy = op->easy;
-	char *body = op->body;
-	size_t cap = op->body_cap;
+	char *body = op->body, *upload = op->upload;
+	size_t cap = op->body_cap, ucap = op->upload_cap;
 
 	memset(op, 0, sizeof(*op));
 	op->easy = easy;
 	op->body = body;
 	op->body_cap = cap;
+	op->upload = upload;
+	op->upload_cap = ucap;
 }
 
 static void op_free(struct s3_op *op)
@@ -173,6 +180,7 @@ static void op_free(struct s3_op *op)
 	curl_slist_free_all(op->hdrs);
 	curl_easy_cleanup(op->easy);
 	free(op->body);
+	free(op->upload);
 	free(op);
 }
 
@@ -283,7 +291,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *arg)
 		req->got += len;
 		return len;
 	}
-	if (op->kind == S3_KIND_LIST) {
+	if (op->kind == S3_KIND_LIST || op->kind == S3_KIND_DELETE_MULTI) {
 		if (op->body_len + len + 1 > op->body_cap) {
 			size_t cap = op->body_cap ? op->body_cap : 65536;
 			char *nb;
@@ -291,7 +299,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *arg)
 			while (cap < op->body_len + len + 1) {
 				cap *= 2;
 			}
-			if (cap > S3_LIST_BODY_MAX) {
+			if (cap > S3_BODY_MAX) {
 				op->overflow = true;
 				return 0;
 			}
@@ -405,10 +413,41 @@ static int put_body_digest(struct s3_client *cl, struct s3_op *op)
 	return 0;
 }
 
+/*
+ * The DeleteObjects body and its digests, once per request. S3 requires
+ * Content-MD5 on this call; the body is small, so it is also signed
+ * (x-amz-content-sha256 of the body) whatever sign_payload says.
+ */
+static int delete_body(struct s3_client *cl, struct s3_op *op)
+{
+	const struct obj_req *req = op->req;
+	int n = s3_xml_build_delete(cl->prefix, req->keys, req->nkeys, NULL, 0);
+
+	if (n < 0) {
+		return n;
+	}
+	if ((size_t)n + 1 > op->upload_cap) {
+		char *nb = realloc(op->upload, (size_t)n + 1);
+
+		if (!nb) {
+			return -ENOMEM;
+		}
+		op->upload = nb;
+		op->upload_cap = (size_t)n + 1;
+	}
+	(void)s3_xml_build_delete(cl->prefix, req->keys, req->nkeys, op->upload, op->upload_cap);
+	op->upload_len = (size_t)n;
+	if (s3_sha256_hex(op->upload, op->upload_len, op->payload_hash) < 0 ||
+	    s3_md5_b64(op->upload, op->upload_len, op->md5_b64) < 0) {
+		return -EIO;
+	}
+	return 0;
+}
+
 /* Build, sign and configure one attempt of op on its easy handle. */
 static int prepare(struct s3_client *cl, struct s3_op *op)
 {
-	static const char *const methods[] = { "GET", "PUT", "DELETE", "GET" };
+	static const char *const methods[] = { "GET", "PUT", "DELETE", "GET", "POST" };
 	char key[S3_PATH_MAX], path[S3_PATH_MAX + 256], epath[3 * (S3_PATH_MAX + 256)];
 	char query[4096] = "", url[sizeof(epath) + 4096 + 512], amz_date[S3_AMZ_DATE_LEN + 1];
 	char range[64], auth[1024], maxkeys[16], lprefix[2048];
@@ -464,6 +503,14 @@ static int prepare(struct s3_client *cl, struct s3_op *op)
 		if (rc < 0) {
 			return rc;
 		}
+	} else if (op->kind == S3_KIND_DELETE_MULTI) {
+		rc = snprintf(path, sizeof(path), "/%s", cl->path_style ? cl->bucket : "");
+		if (rc < 0 || (size_t)rc >= sizeof(path)) {
+			return -ENAMETOOLONG;
+		}
+		/* Signed as "delete=" (SigV4 canonical query), sent as "?delete" as the SDKs do. */
+		q[nq++] = (struct s3_kv){ "delete", "" };
+		memcpy(query, "delete", sizeof("delete"));
 	} else {
 		rc = full_key(cl, op->req->key, key, sizeof(key));
 		if (rc < 0) {
@@ -485,10 +532,11 @@ static int prepare(struct s3_client *cl, struct s3_op *op)
 		return -ENAMETOOLONG;
 	}
 
-	if (op->kind == S3_KIND_PUT) {
+	if (op->kind == S3_KIND_PUT || op->kind == S3_KIND_DELETE_MULTI) {
 		/* Once per request, not per attempt, and here: off the reactor. */
 		if (!op->hashed) {
-			rc = put_body_digest(cl, op);
+			rc = op->kind == S3_KIND_PUT ? put_body_digest(cl, op)
+						     : delete_body(cl, op);
 			if (rc < 0) {
 				return rc;
 			}
@@ -525,6 +573,10 @@ static int prepare(struct s3_client *cl, struct s3_op *op)
 	if (op->kind == S3_KIND_PUT && op->req->meta[0]) {
 		h[nh++] = (struct s3_kv){ S3_META_HDR, op->req->meta };
 	}
+	if (op->kind == S3_KIND_DELETE_MULTI) {
+		h[nh++] = (struct s3_kv){ "content-md5", op->md5_b64 };
+		h[nh++] = (struct s3_kv){ "content-type", "application/xml" };
+	}
 
 	sr.method = methods[op->kind];
 	sr.path = path;
@@ -549,7 +601,7 @@ static int prepare(struct s3_client *cl, struct s3_op *op)
 		rc = add_hdr(&op->hdrs, "Authorization", auth);
 	}
 	/* No 100-continue round trip: S3 answers errors before reading the body anyway. */
-	if (rc == 0 && op->kind == S3_KIND_PUT) {
+	if (rc == 0 && (op->kind == S3_KIND_PUT || op->kind == S3_KIND_DELETE_MULTI)) {
 		struct curl_slist *t = curl_slist_append(op->hdrs, "Expect:");
 
 		rc = t ? 0 : -ENOMEM;
@@ -597,6 +649,11 @@ static int prepare(struct s3_client *cl, struct s3_op *op)
 	case S3_KIND_DELETE:
 		curl_easy_setopt(op->easy, CURLOPT_CUSTOMREQUEST, "DELETE");
 		break;
+	case S3_KIND_DELETE_MULTI:
+		/* Not copied: op->upload outlives every attempt. */
+		curl_easy_setopt(op->easy, CURLOPT_POSTFIELDS, op->upload);
+		curl_easy_setopt(op->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)op->upload_len);
+		break;
 	}
 	return 0;
 }
@@ -612,9 +669,17 @@ static void on_done_reactor(void *arg)
 	req->cb(req);
 }
 
+/* What a log line names: the key, the listed prefix, or a batch's first key. */
 static const char *op_key(const struct s3_op *op)
 {
-	return op->kind == S3_KIND_LIST ? op->list_prefix : op->req->key;
+	switch (op->kind) {
+	case S3_KIND_LIST:
+		return op->list_prefix;
+	case S3_KIND_DELETE_MULTI:
+		return op->req->keys[0];
+	default:
+		return op->req->key;
+	}
 }
 
 static void complete(struct s3_client *cl, struct s3_op *op, int status)
@@ -624,11 +689,13 @@ static void complete(struct s3_client *cl, struct s3_op *op, int status)
 	cl->stats.inflight--;
 	pthread_mutex_unlock(&cl->lock);
 	if (status < 0 && status != -ENOENT && status != -EEXIST) {
-		LOG_RATELIMIT(LOG_LEVEL_WARN, S3_COMP, "%s s3://%s/%s%s%s failed: %s (HTTP %ld%s%s) %s",
+		LOG_RATELIMIT(LOG_LEVEL_WARN, S3_COMP,
+			      "%s s3://%s/%s%s%s%s failed: %s (HTTP %ld%s%s) %s",
 			      kind_name(op->kind), cl->bucket, cl->prefix, cl->prefix[0] ? "/" : "",
-			      op_key(op), strerror(-status), op->http_status,
-			      op->xerr.code[0] ? ", " : "", op->xerr.code,
-			      op->xerr.request_id);
+			      op_key(op),
+			      op->kind == S3_KIND_DELETE_MULTI ? " and the rest of the batch" : "",
+			      strerror(-status), op->http_status, op->xerr.code[0] ? ", " : "",
+			      op->xerr.code, op->xerr.request_id);
 	}
 	if (op->waiter) {
 		pthread_mutex_lock(&op->waiter->m);
@@ -673,6 +740,34 @@ static uint64_t rand_below(struct s3_client *cl, uint64_t n)
 	return n ? cl->rng % n : 0;
 }
 
+/*
+ * A 2xx DeleteObjects answer: per-key results into req->key_status. A 200
+ * can still carry an <Error> document instead, a failure reported after the
+ * status line went out; it is classified as a 5xx would be.
+ */
+static int delete_result(struct s3_op *op)
+{
+	struct obj_req *req = op->req;
+
+	if (s3_xml_delete_status(op->body, op->body_len, op->cl->prefix, req->keys, req->nkeys,
+				 req->key_status) == 0) {
+		for (unsigned i = 0; i < req->nkeys; i++) {
+			if (req->key_status[i]) {
+				LOG_RATELIMIT(LOG_LEVEL_WARN, S3_COMP,
+					      "DELETE_MULTI s3://%s/%s%s%s: %s", op->cl->bucket,
+					      op->cl->prefix, op->cl->prefix[0] ? "/" : "",
+					      req->keys[i], strerror(-req->key_status[i]));
+			}
+		}
+		return 0;
+	}
+	if (s3_xml_parse_error(op->body, op->body_len, &op->xerr) == 0) {
+		return s3_classify(500, op->xerr.code);
+	}
+	(void)snprintf(op->xerr.code, sizeof(op->xerr.code), "malformed DeleteResult");
+	return -EIO;
+}
+
 static void finish_attempt(struct s3_client *cl, struct s3_op *op, CURLcode cc)
 {
 	uint64_t now, cap, wait;
@@ -688,6 +783,9 @@ static void finish_attempt(struct s3_client *cl, struct s3_op *op, CURLcode cc)
 		/* DELETE of a missing object is success (objstore contract). */
 		if (op->kind == S3_KIND_DELETE && err == -ENOENT) {
 			err = 0;
+		}
+		if (op->kind == S3_KIND_DELETE_MULTI && err == 0) {
+			err = delete_result(op);
 		}
 		if (strcmp(op->xerr.code, "ExpiredToken") == 0 ||
 		    strcmp(op->xerr.code, "TokenRefreshRequired") == 0) {
@@ -890,9 +988,23 @@ static bool is_valid_meta(const char *m)
 	return true;
 }
 
+static int check_multi(const struct obj_req *req)
+{
+	if (!req->keys || !req->key_status || req->nkeys == 0 ||
+	    req->nkeys > OBJ_DELETE_MULTI_MAX) {
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < req->nkeys; i++) {
+		if (!req->keys[i] || !is_valid_key(req->keys[i])) {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int check_req(const struct obj_req *req)
 {
-	if (!is_valid_key(req->key)) {
+	if (req->op != OBJ_DELETE_MULTI && !is_valid_key(req->key)) {
 		return -EINVAL;
 	}
 	switch (req->op) {
@@ -908,13 +1020,24 @@ static int check_req(const struct obj_req *req)
 		return 0;
 	case OBJ_DELETE:
 		return 0;
+	case OBJ_DELETE_MULTI:
+		return check_multi(req);
 	}
 	return -EINVAL;
 }
 
 static enum s3_kind op_kind(enum obj_op o)
 {
-	return o == OBJ_GET ? S3_KIND_GET : o == OBJ_PUT ? S3_KIND_PUT : S3_KIND_DELETE;
+	switch (o) {
+	case OBJ_GET:
+		return S3_KIND_GET;
+	case OBJ_PUT:
+		return S3_KIND_PUT;
+	case OBJ_DELETE_MULTI:
+		return S3_KIND_DELETE_MULTI;
+	default:
+		return S3_KIND_DELETE;
+	}
 }
 
 int s3_client_submit(struct s3_client *cl, struct obj_req *req)

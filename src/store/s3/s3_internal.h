@@ -22,6 +22,8 @@
 #define S3_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
 /* base64 of a big-endian CRC32C, as x-amz-checksum-crc32c carries it: 8 chars + NUL. */
 #define S3_CRC32C_B64_LEN 8
+/* base64 of an MD5 digest, as Content-MD5 carries it (RFC 1864). */
+#define S3_MD5_B64_LEN 24
 
 struct s3_kv {
 	const char *k;
@@ -47,6 +49,8 @@ struct s3_sign_req {
 void s3_crc32c_b64(const void *buf, size_t len, char out[S3_CRC32C_B64_LEN + 1]);
 /* Hex SHA-256 of buf into out[65]. Returns 0 or -EIO (OpenSSL failure). */
 int s3_sha256_hex(const void *buf, size_t len, char out[S3_SHA256_HEX_LEN + 1]);
+/* Content-MD5: base64 of the MD5 of buf. Returns 0 or -EIO (OpenSSL failure). */
+int s3_md5_b64(const void *buf, size_t len, char out[S3_MD5_B64_LEN + 1]);
 
 /*
  * RFC 3986 percent-encoding as SigV4 wants it: unreserved characters
@@ -128,6 +132,38 @@ typedef int (*s3_xml_key_fn)(void *arg, const char *key, uint64_t size);
  */
 int s3_xml_parse_list(const char *body, size_t len, s3_xml_key_fn fn, void *arg,
 		      bool *truncated, char *token, size_t tokenlen);
+
+/*
+ * The DeleteObjects request body for keys[0..n) (relative; sent as
+ * "prefix/key", or bare when prefix is ""), in quiet mode:
+ * <Delete><Quiet>true</Quiet><Object><Key>k</Key></Object>...</Delete>,
+ * keys XML-escaped. Like snprintf: returns the body's length (excluding the
+ * NUL) and writes it, NUL-terminated and truncated to outlen, so a first call
+ * with outlen 0 sizes the buffer. -EINVAL if a key holds a control character,
+ * which XML 1.0 cannot carry, or the body would exceed INT_MAX bytes.
+ */
+int s3_xml_build_delete(const char *prefix, const char *const *keys, size_t n, char *out,
+			size_t outlen);
+
+typedef int (*s3_xml_delete_err_fn)(void *arg, const char *key, const char *code,
+				    const char *message);
+
+/*
+ * Parse a DeleteObjects result (<DeleteResult>): fn(arg, Key, Code, Message)
+ * for each <Error> (a non-zero return stops and is returned); <Deleted>
+ * entries, which quiet mode omits, are skipped. Returns 0 or -EINVAL.
+ */
+int s3_xml_parse_delete(const char *body, size_t len, s3_xml_delete_err_fn fn, void *arg);
+
+/*
+ * Per-key results of a DeleteObjects result for the keys sent with
+ * s3_xml_build_delete(prefix, keys, n): status[i] = 0, or key i's <Error>
+ * mapped by s3_classify() (NoSuchKey counts as deleted). Returns 0, or
+ * -EINVAL when the body is not a DeleteResult or names a key that was not
+ * sent (which key failed is then unknown); status is then unspecified.
+ */
+int s3_xml_delete_status(const char *body, size_t len, const char *prefix,
+			 const char *const *keys, size_t n, int *status);
 
 /* ------------------------------------------------------------- errors */
 

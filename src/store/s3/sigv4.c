@@ -52,6 +52,18 @@ int s3_sha256_hex(const void *buf, size_t len, char out[S3_SHA256_HEX_LEN + 1])
 	return 0;
 }
 
+int s3_md5_b64(const void *buf, size_t len, char out[S3_MD5_B64_LEN + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(buf, len, md, &mdlen, EVP_md5(), NULL) != 1 || mdlen != 16) {
+		return -EIO;
+	}
+	EVP_EncodeBlock((unsigned char *)out, md, 16);
+	return 0;
+}
+
 static bool is_unreserved(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||

@@ -4,8 +4,9 @@
  * effect only when it completes, as a real back end may), counts requests,
  * and injects faults. Checks per-chunk ordering (the result equals applying
  * the ios in submission order), RMW under concurrent overlapping writes,
- * zero-chunk deletion, multi-chunk splitting, the in-flight bound, checksum
- * verification and error mapping.
+ * zero-chunk deletion, batched whole-chunk deletes (DELETE_MULTI) with per-key
+ * failures, multi-chunk splitting, the in-flight bound, checksum verification
+ * and error mapping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,12 +34,15 @@ struct fake_os {
 	struct obj_req *pending[FAKE_MAX_PENDING];
 	unsigned npending;
 	unsigned peak;
-	unsigned nreq[3]; /* by enum obj_op */
+	unsigned nreq[4]; /* by enum obj_op */
 	int fail_op;	  /* inject: -1 none, else enum obj_op */
 	int fail_status;
 	unsigned fail_count;
-	bool inorder;  /* complete FIFO instead of random */
-	bool violated; /* two mutating requests on one key in flight */
+	char fail_key[32]; /* inject: this key of a DELETE_MULTI fails with fail_key_status */
+	int fail_key_status;
+	unsigned max_batch; /* most keys in one DELETE_MULTI */
+	bool inorder;	    /* complete FIFO instead of random */
+	bool violated;	    /* two mutating requests on one key in flight */
 };
 
 static struct fake_obj *fake_find(struct fake_os *f, const char *key)
@@ -116,6 +120,20 @@ static void fake_apply(struct fake_os *f, struct obj_req *req)
 			o->data = NULL;
 		}
 		return;
+	case OBJ_DELETE_MULTI:
+		for (unsigned i = 0; i < req->nkeys; i++) {
+			if (strcmp(req->keys[i], f->fail_key) == 0) {
+				req->key_status[i] = f->fail_key_status;
+				continue;
+			}
+			o = fake_find(f, req->keys[i]);
+			if (o) {
+				free(o->data);
+				o->data = NULL;
+			}
+			req->key_status[i] = 0;
+		}
+		return;
 	}
 }
 
@@ -141,14 +159,51 @@ static void fake_pump(void *arg)
 	req->cb(req);
 }
 
+/* The keys a request names: its key, or a DELETE_MULTI's keys. */
+static unsigned req_nkeys(const struct obj_req *req)
+{
+	return req->op == OBJ_DELETE_MULTI ? req->nkeys : 1;
+}
+
+static const char *req_key(const struct obj_req *req, unsigned i)
+{
+	return req->op == OBJ_DELETE_MULTI ? req->keys[i] : req->key;
+}
+
+static bool req_conflicts(const struct obj_req *a, const struct obj_req *b)
+{
+	if (a->op == OBJ_GET && b->op == OBJ_GET) {
+		return false;
+	}
+	for (unsigned i = 0; i < req_nkeys(a); i++) {
+		for (unsigned j = 0; j < req_nkeys(b); j++) {
+			if (strcmp(req_key(a, i), req_key(b, j)) == 0) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 static int fake_submit(struct objstore *os, struct obj_req *req)
 {
 	struct fake_os *f = os->priv;
 
 	assert_true(f->npending < FAKE_MAX_PENDING);
+	if (req->op == OBJ_DELETE_MULTI) {
+		/* chunk.c sends a lone DELETE as a plain one. */
+		assert_true(req->nkeys >= 2 && req->nkeys <= OBJ_DELETE_MULTI_MAX);
+		for (unsigned i = 0; i < req->nkeys; i++) {
+			for (unsigned j = 0; j < i; j++) {
+				assert_string_not_equal(req->keys[i], req->keys[j]);
+			}
+		}
+		if (req->nkeys > f->max_batch) {
+			f->max_batch = req->nkeys;
+		}
+	}
 	for (unsigned i = 0; i < f->npending; i++) {
-		if (strcmp(f->pending[i]->key, req->key) == 0 &&
-		    (req->op != OBJ_GET || f->pending[i]->op != OBJ_GET)) {
+		if (req_conflicts(f->pending[i], req)) {
 			f->violated = true;
 		}
 	}
@@ -463,6 +518,8 @@ static void test_random_linearizable(void **state)
 		assert_false(e.f->violated);
 		assert_true(e.f->peak <= 6);
 	}
+	/* Batched DELETEs took part, completing in random order with the rest. */
+	assert_true(e.f->nreq[OBJ_DELETE_MULTI] > 0);
 	/* Whole-device read back, and zero chunks have no object. */
 	assert_int_equal(do_io(&e, STORE_OP_READ, 0, SIZE, bufs[0]), 0);
 	assert_memory_equal(bufs[0], model, SIZE);
@@ -503,7 +560,9 @@ static void test_zero_chunks_and_holes(void **state)
 	assert_int_equal(do_io(&e, STORE_OP_READ, 0, SIZE, buf), 0);
 	assert_int_equal(do_io(&e, STORE_OP_UNMAP, 0, SIZE, NULL), 0);
 	assert_int_equal(do_io(&e, STORE_OP_WRITE, 4096, 8192, buf), 0);
-	assert_int_equal(e.f->nreq[OBJ_GET] + e.f->nreq[OBJ_PUT] + e.f->nreq[OBJ_DELETE], 0);
+	assert_int_equal(e.f->nreq[OBJ_GET] + e.f->nreq[OBJ_PUT] + e.f->nreq[OBJ_DELETE] +
+			     e.f->nreq[OBJ_DELETE_MULTI],
+			 0);
 
 	/* Full-chunk write: exactly one PUT, no GET. */
 	fill(buf, CZ, 1);
@@ -528,22 +587,26 @@ static void test_zero_chunks_and_holes(void **state)
 	assert_int_equal(e.f->nreq[OBJ_DELETE], 1);
 	assert_int_equal(fake_count(e.f), 0);
 
-	/* A full-chunk UNMAP of a mapped chunk is one DELETE. */
+	/* Full-chunk UNMAPs of mapped chunks: their DELETEs go in one DELETE_MULTI. */
 	fill(buf, 3 * CZ, 2);
 	assert_int_equal(do_io(&e, STORE_OP_WRITE, 5 * CZ, 3 * CZ, buf), 0);
 	assert_int_equal(fake_count(e.f), 3);
 	before = e.f->nreq[OBJ_GET];
 	assert_int_equal(do_io(&e, STORE_OP_UNMAP, 5 * CZ, 2 * CZ + 4096, NULL), 0);
-	assert_int_equal(e.f->nreq[OBJ_DELETE], 3);
+	assert_int_equal(e.f->nreq[OBJ_DELETE], 1);
+	assert_int_equal(e.f->nreq[OBJ_DELETE_MULTI], 1);
+	assert_int_equal(e.f->max_batch, 2);
 	assert_int_equal(e.f->nreq[OBJ_GET], before + 1); /* RMW of the partial chunk */
 	assert_int_equal(fake_count(e.f), 1);
 	assert_int_equal(do_io(&e, STORE_OP_READ, 5 * CZ, 3 * CZ, buf), 0);
 	assert_true(is_zero(buf, 2 * CZ + 4096));
 	assert_false(is_zero(buf + 2 * CZ + 4096, CZ - 4096));
-	/* A full-chunk write of zeros to a mapped chunk deletes it. */
+	/* A full-chunk write of zeros to a mapped chunk deletes it: alone, a plain DELETE. */
 	memset(buf, 0, CZ);
 	assert_int_equal(do_io(&e, STORE_OP_WRITE, 7 * CZ, CZ, buf), 0);
 	assert_int_equal(fake_count(e.f), 0);
+	assert_int_equal(e.f->nreq[OBJ_DELETE], 2);
+	assert_int_equal(e.f->nreq[OBJ_DELETE_MULTI], 1);
 	/* FLUSH completes. */
 	assert_int_equal(do_io(&e, STORE_OP_FLUSH, 0, 0, NULL), 0);
 	free(buf);
@@ -705,6 +768,209 @@ static void test_coalesce(void **state)
 	env_teardown(&e);
 }
 
+static void check_chunks(struct env *e, unsigned from, unsigned to, bool present)
+{
+	for (unsigned c = from; c < to; c++) {
+		char key[32];
+
+		chunk_key(key, sizeof(key), c);
+		assert_int_equal(fake_find(e->f, key) != NULL, present);
+		assert_int_equal(map_test(e->st.priv, c), present);
+	}
+}
+
+/* UNMAP of many whole chunks: one DELETE_MULTI per op-pool's worth, never one DELETE each. */
+static void test_unmap_batched(void **state)
+{
+	enum { CZ = 64 << 10, NCH = 40, SIZE = CZ * NCH };
+	struct env e;
+	char err[256];
+	uint8_t *buf = malloc(SIZE);
+	bool mapped;
+	uint64_t run_len;
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K", SIZE, err, sizeof(err)), 0);
+	fill(buf, SIZE, 11);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 0, SIZE, buf), 0);
+	assert_int_equal(fake_count(e.f), NCH);
+
+	/* Whole chunks 1..38 and the halves of chunks 0 and 39 around them. */
+	assert_int_equal(do_io(&e, STORE_OP_UNMAP, CZ / 2, SIZE - CZ, NULL), 0);
+	assert_int_equal(e.f->nreq[OBJ_DELETE_MULTI], 1);
+	assert_int_equal(e.f->max_batch, NCH - 2);
+	assert_int_equal(e.f->nreq[OBJ_DELETE], 0);
+	assert_int_equal(e.f->nreq[OBJ_GET], 2); /* the two partial chunks' RMWs */
+	check_chunks(&e, 1, NCH - 1, false);
+	check_chunks(&e, 0, 1, true);
+	check_chunks(&e, NCH - 1, NCH, true);
+	assert_int_equal(chunk_store_lba_status(&e.st, CZ, &mapped, &run_len), 0);
+	assert_false(mapped);
+	assert_int_equal(run_len, (uint64_t)(NCH - 2) * CZ);
+	memset(buf, 0xee, SIZE);
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, SIZE, buf), 0);
+	assert_true(is_zero(buf + CZ / 2, SIZE - CZ));
+	assert_false(is_zero(buf, CZ / 2));
+	assert_int_equal(((struct chunk_store *)e.st.priv)->running, 0);
+	/* Reopen: the deleted chunks are not listed again. */
+	chunk_store_close(&e.st);
+	assert_int_equal(env_open(&e, NULL, 0, err, sizeof(err)), 0);
+	check_chunks(&e, 1, NCH - 1, false);
+	free(buf);
+	env_teardown(&e);
+}
+
+/*
+ * With a small op pool (max_inflight 2: 24 ops) a 40-chunk UNMAP is split in
+ * two passes, each one batch, and a batch weighs one request in flight.
+ * WRITE SAME with UNMAP (WRITE_ZEROES here) of whole chunks batches the same.
+ */
+static void test_batch_limits(void **state)
+{
+	enum { CZ = 64 << 10, NCH = 40, SIZE = CZ * NCH };
+	struct env e;
+	char err[256];
+	uint8_t *buf = malloc(SIZE);
+	struct chunk_store *cs;
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K,2", SIZE, err, sizeof(err)), 0);
+	cs = e.st.priv;
+	assert_int_equal(cs->batch_max, 2 * 4 + 16);
+	fill(buf, SIZE, 12);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 0, SIZE, buf), 0);
+	assert_int_equal(do_io(&e, STORE_OP_UNMAP, 0, SIZE, NULL), 0);
+	assert_int_equal(e.f->nreq[OBJ_DELETE_MULTI], 2);
+	assert_int_equal(e.f->max_batch, 24);
+	assert_int_equal(e.f->nreq[OBJ_DELETE], 0);
+	assert_int_equal(fake_count(e.f), 0);
+	assert_true(e.f->peak <= 2);
+	assert_true(cs->running_peak <= 2);
+
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 0, 8 * CZ, buf), 0);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE_ZEROES, 0, 8 * CZ, NULL), 0);
+	assert_int_equal(e.f->nreq[OBJ_DELETE_MULTI], 3);
+	assert_int_equal(fake_count(e.f), 0);
+	assert_int_equal(cs->nfree_bufs, 2);
+	assert_int_equal(cs->running, 0);
+	free(buf);
+	env_teardown(&e);
+}
+
+/*
+ * Two UNMAPs become ready together (behind a write holding the only request
+ * slot) and share one batch. A key that fails fails only the io owning that
+ * chunk, whose object and map bit stay; a failed request fails every member.
+ */
+static void test_batch_errors(void **state)
+{
+	enum { CZ = 64 << 10, NCH = 20, SIZE = CZ * NCH };
+	struct env e;
+	char err[256];
+	uint8_t *buf = malloc(SIZE), *ref = malloc(SIZE);
+	struct store_io ios[3];
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K,1", SIZE, err, sizeof(err)), 0);
+	fill(ref, SIZE, 13);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 0, SIZE, ref), 0);
+
+	chunk_key(e.f->fail_key, sizeof(e.f->fail_key), 3);
+	e.f->fail_key_status = -EACCES;
+	submit(&e, &ios[0], STORE_OP_WRITE, 19 * CZ, CZ, ref);
+	submit(&e, &ios[1], STORE_OP_UNMAP, 0, 8 * CZ, NULL);
+	submit(&e, &ios[2], STORE_OP_UNMAP, 8 * CZ, 8 * CZ, NULL);
+	run(&e);
+	assert_int_equal(e.f->nreq[OBJ_DELETE_MULTI], 1);
+	assert_int_equal(e.f->max_batch, 16);
+	assert_int_equal(ios[0].status, 0);
+	assert_int_equal(ios[1].status, -EIO);
+	assert_int_equal(ios[2].status, 0);
+	check_chunks(&e, 0, 3, false);
+	check_chunks(&e, 3, 4, true);
+	check_chunks(&e, 4, 16, false);
+	assert_int_equal(do_io(&e, STORE_OP_READ, 3 * CZ, CZ, buf), 0);
+	assert_memory_equal(buf, ref + 3 * CZ, CZ);
+	/* A transient per-key failure stays transient for the initiator. */
+	chunk_key(e.f->fail_key, sizeof(e.f->fail_key), 17);
+	e.f->fail_key_status = -EAGAIN;
+	assert_int_equal(do_io(&e, STORE_OP_UNMAP, 16 * CZ, 4 * CZ, NULL), -EAGAIN);
+	assert_int_equal(e.f->nreq[OBJ_DELETE_MULTI], 2);
+	check_chunks(&e, 16, 17, false);
+	check_chunks(&e, 17, 18, true);
+	check_chunks(&e, 18, NCH, false);
+	/* Retried, the two chunks left go in one more batch. */
+	e.f->fail_key[0] = '\0';
+	assert_int_equal(do_io(&e, STORE_OP_UNMAP, 0, SIZE, NULL), 0);
+	assert_int_equal(e.f->nreq[OBJ_DELETE_MULTI], 3);
+	assert_int_equal(e.f->max_batch, 16);
+	check_chunks(&e, 0, NCH, false);
+
+	/* The whole request failing fails both ios and deletes nothing. */
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 0, 16 * CZ, ref), 0);
+	e.f->fail_op = OBJ_DELETE_MULTI;
+	e.f->fail_status = -ETIMEDOUT;
+	e.f->fail_count = 1;
+	submit(&e, &ios[0], STORE_OP_WRITE, 19 * CZ, CZ, ref);
+	submit(&e, &ios[1], STORE_OP_UNMAP, 0, 8 * CZ, NULL);
+	submit(&e, &ios[2], STORE_OP_WRITE_ZEROES, 8 * CZ, 8 * CZ, NULL);
+	run(&e);
+	assert_int_equal(e.f->nreq[OBJ_DELETE_MULTI], 4);
+	assert_int_equal(ios[0].status, 0);
+	assert_int_equal(ios[1].status, -ETIMEDOUT);
+	assert_int_equal(ios[2].status, -ETIMEDOUT);
+	check_chunks(&e, 0, 16, true);
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, 16 * CZ, buf), 0);
+	assert_memory_equal(buf, ref, 16 * CZ);
+	assert_int_equal(((struct chunk_store *)e.st.priv)->running, 0);
+	free(buf);
+	free(ref);
+	env_teardown(&e);
+}
+
+/*
+ * A whole-chunk UNMAP with a write queued right behind it is not batched:
+ * the write merges into it (one RMW, no DELETE). The other chunks still go in
+ * batches and per-chunk order holds.
+ */
+static void test_batch_and_merge(void **state)
+{
+	enum { CZ = 64 << 10, NCH = 8, SIZE = CZ * NCH };
+	struct env e;
+	char err[256];
+	uint8_t *buf = malloc(SIZE), *ref = calloc(1, SIZE);
+	struct store_io ios[4];
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K,1", SIZE, err, sizeof(err)), 0);
+	fill(buf, SIZE, 14);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 0, SIZE, buf), 0);
+	memcpy(ref + 6 * CZ, buf + 6 * CZ, 2 * CZ);
+	fill(buf, 4096, 15);
+	memcpy(ref + 2 * CZ + 512, buf, 4096);
+	submit(&e, &ios[0], STORE_OP_WRITE, 7 * CZ, CZ, ref + 7 * CZ);
+	submit(&e, &ios[1], STORE_OP_UNMAP, 0, 6 * CZ, NULL);
+	submit(&e, &ios[2], STORE_OP_WRITE, 2 * CZ + 512, 4096, buf);
+	submit(&e, &ios[3], STORE_OP_UNMAP, 5 * CZ, CZ, NULL);
+	run(&e);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(ios[i].status, 0);
+	}
+	assert_false(e.f->violated);
+	check_chunks(&e, 0, 2, false);
+	check_chunks(&e, 2, 3, true);
+	check_chunks(&e, 3, 6, false);
+	check_chunks(&e, 6, NCH, true);
+	/* Chunks 0-1 and 3-4 in two batches; chunk 5 merged with the UNMAP behind it. */
+	assert_int_equal(e.f->nreq[OBJ_DELETE_MULTI], 2);
+	assert_int_equal(e.f->nreq[OBJ_DELETE], 1);
+	assert_int_equal(do_io(&e, STORE_OP_READ, 0, SIZE, buf), 0);
+	assert_memory_equal(buf, ref, SIZE);
+	free(buf);
+	free(ref);
+	env_teardown(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -715,6 +981,10 @@ int main(void)
 	    cmocka_unit_test(test_checksum_and_errors),
 	    cmocka_unit_test(test_overlapping_rmw),
 	    cmocka_unit_test(test_coalesce),
+	    cmocka_unit_test(test_unmap_batched),
+	    cmocka_unit_test(test_batch_limits),
+	    cmocka_unit_test(test_batch_errors),
+	    cmocka_unit_test(test_batch_and_merge),
 	    cmocka_unit_test(test_random_linearizable),
 	};
 

@@ -1,8 +1,9 @@
 /*
  * test_dir.c - the `dir` store end to end on a real temporary directory,
  * through the store registry: round trips across chunks, object files on disk
- * (documented keys and header), zero chunks and UNMAP removing files, manifest
- * checks, persistence across reopen, listing that ignores temp files.
+ * (documented keys and header), zero chunks and UNMAP removing files (many at
+ * once: a DELETE_MULTI), manifest checks, persistence across reopen, listing
+ * that ignores temp files; and the objstore's DELETE_MULTI per-key results.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -285,12 +286,107 @@ static void test_concurrent(void **state)
 	free(back);
 }
 
+/* UNMAP of 62 whole chunks between two partial ones: files gone, zeros back, across reopen. */
+static void test_unmap_many(void **state)
+{
+	enum { CZ = 64 << 10, NCH = 64, SIZE = NCH * CZ };
+	struct env *e = *state;
+	struct store *st = NULL;
+	uint8_t *buf = malloc(SIZE);
+	char err[256], key[32];
+	bool mapped;
+	uint64_t run;
+
+	assert_int_equal(
+	    open_uri(e, "?size=4M&chunk_size=64K&max_inflight=4", &st, err, sizeof(err)), 0);
+	fill(buf, SIZE, 3);
+	assert_int_equal(do_io(e, st, STORE_OP_WRITE, 0, SIZE, buf), 0);
+	assert_int_equal(count_chunks(e), NCH);
+	assert_int_equal(do_io(e, st, STORE_OP_UNMAP, CZ - 4096, SIZE - 2 * CZ + 8192, NULL), 0);
+	assert_int_equal(count_chunks(e), 2);
+	assert_true(file_exists(e, "chunks/0000000000000000"));
+	assert_true(file_exists(e, "chunks/000000000000003f"));
+	assert_int_equal(st->ops->lba_status(st, CZ, &mapped, &run), 0);
+	assert_false(mapped);
+	assert_int_equal(run, (uint64_t)(NCH - 2) * CZ);
+	store_close(st);
+	assert_int_equal(open_uri(e, "", &st, err, sizeof(err)), 0);
+	memset(buf, 0xee, SIZE);
+	assert_int_equal(do_io(e, st, STORE_OP_READ, 0, SIZE, buf), 0);
+	for (size_t i = CZ - 4096; i < SIZE - CZ + 4096; i++) {
+		assert_int_equal(buf[i], 0);
+	}
+	assert_int_not_equal(buf[CZ - 4097], 0);
+	assert_int_not_equal(buf[SIZE - CZ + 4096], 0);
+	for (unsigned c = 1; c < NCH - 1; c++) {
+		snprintf(key, sizeof(key), "chunks/%016x", c);
+		assert_false(file_exists(e, key));
+	}
+	store_close(st);
+	free(buf);
+}
+
+static void req_cb(struct obj_req *req)
+{
+	struct env *e = req->cb_arg;
+
+	if (--e->outstanding == 0) {
+		reactor_stop(e->r);
+	}
+}
+
+/* The dir objstore's DELETE_MULTI: each key gets what a lone DELETE would. */
+static void test_objstore_delete_multi(void **state)
+{
+	struct env *e = *state;
+	struct objstore *os = NULL;
+	const char *keys[] = {"chunks/a",   "chunks/missing", "../escape",
+			      "chunks/sub", "chunks/b",	      "top"};
+	const char *present[] = {"chunks/a", "chunks/b", "top"};
+	int status[6];
+	struct obj_req put = {.op = OBJ_PUT, .buf = "x", .len = 1};
+	struct obj_req q = {
+	    .op = OBJ_DELETE_MULTI, .keys = keys, .key_status = status, .cb = req_cb, .cb_arg = e};
+	char err[256], sub[300];
+
+	assert_int_equal(dir_objstore_create(e->root, e->r, 2, &os, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(present) / sizeof(present[0]); i++) {
+		snprintf(put.key, sizeof(put.key), "%s", present[i]);
+		assert_int_equal(os->ops->put_sync(os, &put), 0);
+	}
+	snprintf(sub, sizeof(sub), "%s/chunks/sub", e->root);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	q.nkeys = 0;
+	assert_int_equal(os->ops->submit(os, &q), -EINVAL);
+	q.nkeys = OBJ_DELETE_MULTI_MAX + 1;
+	assert_int_equal(os->ops->submit(os, &q), -EINVAL);
+	q.nkeys = 6;
+	e->outstanding = 1;
+	assert_int_equal(os->ops->submit(os, &q), 0);
+	assert_int_equal(reactor_run(e->r), 0);
+	assert_int_equal(e->outstanding, 0);
+	assert_int_equal(q.status, 0);
+	assert_int_equal(status[0], 0);
+	assert_int_equal(status[1], 0);	      /* missing: success */
+	assert_int_equal(status[2], -EINVAL); /* outside the root: refused */
+	assert_int_equal(status[3], -EISDIR);
+	assert_int_equal(status[4], 0);
+	assert_int_equal(status[5], 0);
+	assert_false(file_exists(e, "chunks/a"));
+	assert_false(file_exists(e, "chunks/b"));
+	assert_false(file_exists(e, "top"));
+	assert_true(file_exists(e, "chunks/sub"));
+	os->ops->destroy(os);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_roundtrip_and_files, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_manifest_checks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unmap_many, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_objstore_delete_multi, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

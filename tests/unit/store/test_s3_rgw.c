@@ -1,8 +1,8 @@
 /*
  * test_s3_rgw.c - the S3 client against a real Ceph RGW (no mock): PUT/GET,
  * ranged GET, metadata, DELETE, paged listing, If-None-Match, wrong secret,
- * missing bucket, hundreds of requests in flight, and retries while RGW is
- * stopped and restarted.
+ * missing bucket, hundreds of requests in flight, DeleteObjects of 1000 keys
+ * in one request, and retries while RGW is stopped and restarted.
  *
  * Uses the RGW named by S3_ENDPOINT/S3_KEY/S3_SECRET and RGW_DIR when set
  * (tests/integration/test_s3_client.sh), otherwise starts its own with
@@ -384,6 +384,74 @@ static void test_async_many(void **state)
 	reactor_destroy(r);
 }
 
+/*
+ * DELETE_MULTI: the most keys S3 takes in one POST ?delete, some present, most
+ * missing (success too), some needing XML escapes, under a prefix needing one.
+ */
+static void test_delete_multi(void **state)
+{
+	enum { N = OBJ_DELETE_MULTI_MAX };
+	static char names[N][64];
+	static const char *keys[N];
+	static int status[N];
+	struct reactor *r = NULL;
+	struct objstore *os;
+	struct async_ctx c = { .left = 1, .on_reactor = true };
+	struct obj_req q = { .op = OBJ_DELETE_MULTI, .keys = keys, .key_status = status };
+	struct listed l = { .n = 0 };
+	struct s3_stats st;
+	char back[8];
+
+	(void)state;
+	assert_int_equal(reactor_create(&r), 0);
+	c.r = r;
+	os = open_store(r, g_bucket, g_secret, "vol-dm&<x>", 0, 0);
+	for (int i = 0; i < N; i++) {
+		(void)snprintf(names[i], sizeof(names[i]), "chunks/%04d%s", i,
+			       i % 40 == 0 ? " a&b<c>'\"" : "");
+		keys[i] = names[i];
+		status[i] = 99;
+		if (i % 20 == 0) {
+			assert_int_equal(put(os, names[i], "x", 1, NULL, false), 0);
+		}
+	}
+	/* Refused before any request: no keys, too many, an empty key. */
+	q.cb = async_cb;
+	q.cb_arg = &c;
+	q.nkeys = 0;
+	assert_int_equal(os->ops->submit(os, &q), -EINVAL);
+	q.nkeys = N + 1;
+	assert_int_equal(os->ops->submit(os, &q), -EINVAL);
+	keys[1] = "";
+	q.nkeys = N;
+	assert_int_equal(os->ops->submit(os, &q), -EINVAL);
+	keys[1] = names[1];
+
+	assert_int_equal(os->ops->submit(os, &q), 0);
+	assert_int_equal(reactor_run(r), 0);
+	assert_true(c.on_reactor);
+	assert_int_equal(c.failed, 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(status[i], 0);
+	}
+	for (int i = 0; i < N; i += 20) {
+		struct obj_req g = { .op = OBJ_GET, .buf = back, .len = sizeof(back) };
+
+		(void)snprintf(g.key, sizeof(g.key), "%.63s", names[i]);
+		assert_int_equal(os->ops->get_sync(os, &g), -ENOENT);
+	}
+	assert_int_equal(os->ops->list(os, "chunks/", on_list, &l), 0);
+	assert_int_equal(l.n, 0);
+	s3_objstore_stats(os, &st);
+	assert_int_equal(st.requests[S3_REQ_DELETE_MULTI][S3_ST_2XX], 1);
+	for (int k = 0; k < S3_ST_CLASSES; k++) {
+		assert_int_equal(st.requests[S3_REQ_DELETE][k], 0);
+	}
+	assert_int_equal(st.inflight, 0);
+	os->ops->destroy(os);
+	reactor_destroy(r);
+}
+
 static void *restart_later(void *arg)
 {
 	(void)arg;
@@ -455,7 +523,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip),	cmocka_unit_test(test_if_none_match),
 		cmocka_unit_test(test_list_paged),	cmocka_unit_test(test_wrong_secret),
 		cmocka_unit_test(test_missing_bucket),	cmocka_unit_test(test_async_many),
-		cmocka_unit_test(test_retry_rgw_restart),
+		cmocka_unit_test(test_delete_multi),	cmocka_unit_test(test_retry_rgw_restart),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

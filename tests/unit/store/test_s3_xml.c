@@ -1,7 +1,8 @@
 /*
- * test_s3_xml.c - S3 XML error bodies and ListObjectsV2 pages (fixtures in
- * s3_fixtures/, captured shapes from RGW and AWS), and the status/code ->
- * errno classification the retry logic relies on.
+ * test_s3_xml.c - S3 XML error bodies, ListObjectsV2 pages and DeleteObjects
+ * results (fixtures in s3_fixtures/, captured shapes from RGW and AWS), the
+ * DeleteObjects request body (escaping, sizing), and the status/code -> errno
+ * classification the retry logic relies on.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -177,12 +178,182 @@ static void test_classify(void **state)
 	assert_int_equal(s3_classify(301, "PermanentRedirect"), -EIO);
 }
 
+static void test_delete_build(void **state)
+{
+	const char *keys[] = { "chunks/0000000000000001", "a&b<c>\"d'e" };
+	const char *want = "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+			   "<Quiet>true</Quiet>"
+			   "<Object><Key>vol/chunks/0000000000000001</Key></Object>"
+			   "<Object><Key>vol/a&amp;b&lt;c&gt;&quot;d&apos;e</Key></Object>"
+			   "</Delete>";
+	char out[512], small[16];
+	int n;
+
+	(void)state;
+	/* Sizing call, then the real one; like snprintf. */
+	n = s3_xml_build_delete("vol", keys, 2, NULL, 0);
+	assert_int_equal(n, strlen(want));
+	assert_int_equal(s3_xml_build_delete("vol", keys, 2, out, sizeof(out)), n);
+	assert_string_equal(out, want);
+	/* Too small: truncated, still terminated, same length reported. */
+	assert_int_equal(s3_xml_build_delete("vol", keys, 2, small, sizeof(small)), n);
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+	assert_memory_equal(small, want, sizeof(small) - 1);
+	/* No prefix: bare keys. */
+	assert_true(s3_xml_build_delete("", keys, 1, out, sizeof(out)) > 0);
+	assert_non_null(strstr(out, "<Key>chunks/0000000000000001</Key>"));
+	/* Control characters cannot be carried by XML 1.0: refused, in a key or the prefix. */
+	keys[1] = "a\rb";
+	assert_int_equal(s3_xml_build_delete("vol", keys, 2, out, sizeof(out)), -EINVAL);
+	keys[1] = "ok";
+	assert_int_equal(s3_xml_build_delete("v\x01", keys, 2, out, sizeof(out)), -EINVAL);
+}
+
+/* The built body parses back (libxml2) to exactly the keys, prefixed. */
+static void test_delete_build_roundtrip(void **state)
+{
+	const char *keys[] = { "chunks/0000000000000abc", "&amp;", "<![CDATA[x]]>", "ü/€ key" };
+	char out[1024];
+	xmlDocPtr doc;
+	xmlNode *root;
+	size_t i = 0;
+	int n;
+
+	(void)state;
+	n = s3_xml_build_delete("p&q", keys, 4, out, sizeof(out));
+	assert_true(n > 0 && (size_t)n < sizeof(out));
+	doc = parse(out, (size_t)n);
+	assert_non_null(doc);
+	root = xmlDocGetRootElement(doc);
+	assert_true(is_elem(root, "Delete"));
+	for (xmlNode *o = root->children; o; o = o->next) {
+		char want[64], got[64];
+
+		if (is_elem(o, "Quiet")) {
+			text_of(o, got, sizeof(got));
+			assert_string_equal(got, "true");
+			continue;
+		}
+		assert_true(is_elem(o, "Object"));
+		assert_true(i < 4);
+		text_of(o->children, got, sizeof(got));
+		(void)snprintf(want, sizeof(want), "p&q/%s", keys[i++]);
+		assert_string_equal(got, want);
+	}
+	assert_int_equal(i, 4);
+	xmlFreeDoc(doc);
+}
+
+static void test_delete_result(void **state)
+{
+	const char *keys[] = { "chunks/0000000000000001", "chunks/0000000000000002",
+			       "chunks/0000000000000005", "a&b<c>" };
+	int st[4] = { 99, 99, 99, 99 };
+	size_t len;
+	char *b = fixture("delete_errors.xml", &len);
+
+	(void)state;
+	assert_int_equal(s3_xml_delete_status(b, len, "vol", keys, 4, st), 0);
+	assert_int_equal(st[0], 0);	  /* not named: deleted */
+	assert_int_equal(st[1], -EACCES); /* AccessDenied */
+	assert_int_equal(st[2], 0);	  /* NoSuchKey: was already gone */
+	assert_int_equal(st[3], -EAGAIN); /* InternalError: transient */
+	/* Keys are matched with the prefix: another prefix names keys not sent. */
+	assert_int_equal(s3_xml_delete_status(b, len, "vol2", keys, 4, st), -EINVAL);
+	assert_int_equal(s3_xml_delete_status(b, len, "", keys, 4, st), -EINVAL);
+	/* An error for a key that was not sent: which one failed is unknown. */
+	assert_int_equal(s3_xml_delete_status(b, len, "vol", keys, 3, st), -EINVAL);
+	free(b);
+
+	/* A server ignoring Quiet lists what it deleted: all succeeded. */
+	b = fixture("delete_verbose.xml", &len);
+	memset(st, 0x55, sizeof(st));
+	assert_int_equal(s3_xml_delete_status(b, len, "vol", keys, 2, st), 0);
+	assert_int_equal(st[0], 0);
+	assert_int_equal(st[1], 0);
+	free(b);
+	/* Quiet with nothing to report: RGW 16's answer, and a bare self-closing one. */
+	b = fixture("delete_quiet_rgw.xml", &len);
+	memset(st, 0x55, sizeof(st));
+	assert_int_equal(s3_xml_delete_status(b, len, "vol", keys, 4, st), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(st[i], 0);
+	}
+	free(b);
+	st[0] = 7;
+	assert_int_equal(s3_xml_delete_status("<DeleteResult/>", 15, "", keys, 1, st), 0);
+	assert_int_equal(st[0], 0);
+}
+
+struct del_seen {
+	int n;
+	char key[64], code[64], msg[64];
+};
+
+static int on_del_error(void *arg, const char *key, const char *code, const char *message)
+{
+	struct del_seen *d = arg;
+
+	d->n++;
+	(void)snprintf(d->key, sizeof(d->key), "%s", key);
+	(void)snprintf(d->code, sizeof(d->code), "%s", code);
+	(void)snprintf(d->msg, sizeof(d->msg), "%s", message);
+	return d->n == 2 ? -ERANGE : 0;
+}
+
+static void test_delete_parse(void **state)
+{
+	struct del_seen d = { .n = 0 };
+	size_t len;
+	char *b = fixture("delete_errors.xml", &len);
+
+	(void)state;
+	/* fn sees the decoded full key, and its non-zero return stops the walk. */
+	assert_int_equal(s3_xml_parse_delete(b, len, on_del_error, &d), -ERANGE);
+	assert_int_equal(d.n, 2);
+	assert_string_equal(d.key, "vol/chunks/0000000000000005");
+	assert_string_equal(d.code, "NoSuchKey");
+	assert_string_equal(d.msg, "The specified key does not exist.");
+	free(b);
+}
+
+static void test_delete_malformed(void **state)
+{
+	const char *bad[] = {
+		"",
+		"plain text",
+		"<DeleteResult>",
+		"<DeleteResult><Error><Key>vol/k</Key><Code>AccessDenied</Code></Error>",
+		/* an <Error> naming no key, or no code */
+		"<DeleteResult><Error><Code>AccessDenied</Code></Error></DeleteResult>",
+		"<DeleteResult><Error><Key>vol/k</Key></Error></DeleteResult>",
+		"<DeleteResult><Error><Key></Key><Code>X</Code></Error></DeleteResult>",
+		/* a whole-request error document is not a result */
+		"<Error><Code>InternalError</Code></Error>",
+		"<ListBucketResult></ListBucketResult>",
+	};
+	const char *keys[] = { "k" };
+	struct del_seen d = { .n = 0 };
+	int st[1];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(s3_xml_delete_status(bad[i], strlen(bad[i]), "vol", keys, 1, st),
+				 -EINVAL);
+	}
+	assert_int_equal(s3_xml_parse_delete(NULL, 0, on_del_error, &d), -EINVAL);
+	assert_int_equal(d.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_error_rgw),  cmocka_unit_test(test_error_aws),
 		cmocka_unit_test(test_error_malformed), cmocka_unit_test(test_list),
 		cmocka_unit_test(test_list_malformed), cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_delete_build), cmocka_unit_test(test_delete_build_roundtrip),
+		cmocka_unit_test(test_delete_result), cmocka_unit_test(test_delete_parse),
+		cmocka_unit_test(test_delete_malformed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * Calculations for the Authorization Header: Transferring Payload in a Single
  * Chunk" (S3 API reference): GET Object with Range, PUT Object, GET Bucket
  * Lifecycle, GET Bucket (List Objects). The expected signatures are the ones
- * printed in that document.
+ * printed in that document. Plus the canonical request of a DeleteObjects
+ * POST and Content-MD5 against the RFC 1321 test suite.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -180,6 +181,44 @@ static void test_checksum_crc32c(void **state)
 	assert_string_equal(b64, "AAAAAA==");
 }
 
+/* POST /bucket?delete signs its empty-valued parameter as "delete=". */
+static void test_delete_objects(void **state)
+{
+	const struct s3_kv q[] = { { "delete", "" } };
+	const struct s3_kv h[] = {
+		{ "host", "127.0.0.1:7480" },
+		{ "x-amz-date", EX_DATE },
+		{ "content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==" },
+		{ "x-amz-content-sha256", S3_EMPTY_SHA256 },
+	};
+	char auth[512], creq[1024];
+
+	(void)state;
+	sign("POST", "/examplebucket", q, 1, h, 4, S3_EMPTY_SHA256, auth, sizeof(auth), creq,
+	     sizeof(creq));
+	assert_string_equal(creq, "POST\n/examplebucket\ndelete=\n"
+				  "content-md5:1B2M2Y8AsgTpgAmY7PhCfg==\nhost:127.0.0.1:7480\n"
+				  "x-amz-content-sha256:" S3_EMPTY_SHA256 "\n"
+				  "x-amz-date:" EX_DATE "\n\n"
+				  "content-md5;host;x-amz-content-sha256;x-amz-date\n"
+				  S3_EMPTY_SHA256);
+}
+
+/* Content-MD5: base64 of the RFC 1321 test-suite digests. */
+static void test_content_md5(void **state)
+{
+	static const char fox[] = "The quick brown fox jumps over the lazy dog";
+	char b64[S3_MD5_B64_LEN + 1];
+
+	(void)state;
+	assert_int_equal(s3_md5_b64("", 0, b64), 0); /* d41d8cd98f00b204e9800998ecf8427e */
+	assert_string_equal(b64, "1B2M2Y8AsgTpgAmY7PhCfg==");
+	assert_int_equal(s3_md5_b64("abc", 3, b64), 0); /* 900150983cd24fb0d6963f7d28e17f72 */
+	assert_string_equal(b64, "kAFQmDzST7DWlj99KOF/cg==");
+	assert_int_equal(s3_md5_b64(fox, sizeof(fox) - 1, b64), 0);
+	assert_string_equal(b64, "nhB9nTcrtoJr2B01QqQZ1g==");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +226,7 @@ int main(void)
 		cmocka_unit_test(test_get_bucket_lifecycle), cmocka_unit_test(test_list_objects),
 		cmocka_unit_test(test_uri_encode),	    cmocka_unit_test(test_canonical_query),
 		cmocka_unit_test(test_amz_date),	    cmocka_unit_test(test_checksum_crc32c),
+		cmocka_unit_test(test_delete_objects),	    cmocka_unit_test(test_content_md5),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
