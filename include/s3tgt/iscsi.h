@@ -79,6 +79,23 @@ size_t iscsi_server_list_sessions(struct iscsi_server *srv, struct iscsi_session
 int iscsi_server_close_session(struct iscsi_server *srv, uint64_t id);
 
 /*
+ * Target-initiated keepalive (RFC 7143 11.19, LIO's nopin_timeout and
+ * nopin_response_timeout): a full-feature connection that received nothing
+ * for interval_s seconds gets a NOP-In asking for an answer; if no PDU
+ * arrives within timeout_s seconds after it, the connection is dropped as if
+ * it had failed (tasks aborted, ERL 0). interval_s 0: no pings. timeout_s 0:
+ * pings, never dropped for silence (the unanswered NOP-In still lets TCP
+ * notice a dead peer). Connections that log in later use the new values.
+ * Returns 0, or -EINVAL for a value above ISCSI_NOP_MAX_S.
+ */
+#define ISCSI_NOP_INTERVAL_DEFAULT_S 15
+#define ISCSI_NOP_TIMEOUT_DEFAULT_S 30
+#define ISCSI_NOP_MAX_S 3600
+int iscsi_server_set_nop(struct iscsi_server *srv, uint32_t interval_s, uint32_t timeout_s);
+void iscsi_server_get_nop(const struct iscsi_server *srv, uint32_t *interval_s,
+			  uint32_t *timeout_s);
+
+/*
  * Graceful stop: close the listening sockets, refuse new commands, let the
  * commands in flight finish and their responses go out, then close every
  * connection; done(arg) runs on the reactor once nothing is left.

@@ -2,8 +2,9 @@
  * config.c - s3tgtd quick-mode configuration from the command line
  * (--listen, --target, --lun). The JSON file of --config is read and written
  * by the management module (src/mgmt/config.c, docs/MGMT-API.md), which keeps
- * the schema { "portals", "state_dir", "targets": [ { "name", "alias",
- * "luns": [ { "lun", "uri" } ], "acl", "chap" } ] }.
+ * the schema { "portals", "state_dir", "nop_interval", "nop_timeout",
+ * "targets": [ { "name", "alias", "luns": [ { "lun", "uri" } ], "acl",
+ * "chap" } ] }.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -62,6 +62,10 @@ static void usage(FILE *f)
 		"  --alias NAME         TargetAlias of the last --target\n"
 		"  --lun N=URI          LUN N backed by URI (ram:?size=1G, file:/path?size=10G)\n"
 		"  --state-dir DIR      where persistent reservations are kept\n"
+		"  --nop-interval S     NOP-In ping after S seconds without a PDU from an\n"
+		"                       initiator (default %d, 0 = never; overrides FILE)\n"
+		"  --nop-timeout S      drop a connection that sends nothing for S seconds after\n"
+		"                       a ping (default %d, 0 = never; overrides FILE)\n"
 		"  --api-socket PATH    management API socket (default with --config: %s)\n"
 		"  --api-listen H:P     also serve the API over TCP (needs --api-token-file)\n"
 		"  --api-token-file F   bearer token for --api-listen (first line of F)\n"
@@ -69,6 +73,7 @@ static void usage(FILE *f)
 		"  --log-level LEVEL    err, warn, info (default) or debug\n"
 		"  --debug COMPONENTS   debug output for e.g. iscsi,scsi,store or all\n"
 		"  --help, --version\n",
+		ISCSI_NOP_INTERVAL_DEFAULT_S, ISCSI_NOP_TIMEOUT_DEFAULT_S,
 		mgmt_default_socket(sock, sizeof(sock)));
 }
 
@@ -210,6 +215,8 @@ int main(int argc, char **argv)
 		{ "alias", required_argument, NULL, 'a' },
 		{ "lun", required_argument, NULL, 'u' },
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "nop-interval", required_argument, NULL, 'i' },
+		{ "nop-timeout", required_argument, NULL, 'o' },
 		{ "api-socket", required_argument, NULL, 'S' },
 		{ "api-listen", required_argument, NULL, 'P' },
 		{ "api-token-file", required_argument, NULL, 'T' },
@@ -227,6 +234,9 @@ int main(int argc, char **argv)
 	struct mgmt_server_opts ao = { 0 };
 	char err[512], sockbuf[256], token[512] = "";
 	bool no_api = false;
+	/* UINT64_MAX: not given, the config file or the default applies */
+	uint64_t nop_interval = UINT64_MAX, nop_timeout = UINT64_MAX;
+	uint32_t cur_interval, cur_timeout;
 	enum log_level lvl;
 	sigset_t mask;
 	bool quick = false;
@@ -275,6 +285,16 @@ int main(int argc, char **argv)
 		case 's':
 			free(cfg.state_dir);
 			cfg.state_dir = strdup(optarg);
+			break;
+		case 'i':
+		case 'o':
+			if (parse_u64(optarg, 0, ISCSI_NOP_MAX_S,
+				      opt == 'i' ? &nop_interval : &nop_timeout) < 0) {
+				fprintf(stderr, "s3tgtd: --%s: expected seconds 0..%d (0 = never)\n",
+					opt == 'i' ? "nop-interval" : "nop-timeout", ISCSI_NOP_MAX_S);
+				rc = 2;
+				goto out;
+			}
 			break;
 		case 'S':
 			api_socket = optarg;
@@ -363,6 +383,15 @@ int main(int argc, char **argv)
 	/* --listen overrides the portals of the file. */
 	if (mgmt_state_load(d.state, cfg.nportals > 0, err, sizeof(err)) < 0) {
 		fprintf(stderr, "s3tgtd: %s: %s\n", config, err);
+		goto out;
+	}
+	/* The command line overrides the file, one value at a time. */
+	iscsi_server_get_nop(d.srv, &cur_interval, &cur_timeout);
+	if (iscsi_server_set_nop(d.srv,
+				 nop_interval != UINT64_MAX ? (uint32_t)nop_interval : cur_interval,
+				 nop_timeout != UINT64_MAX ? (uint32_t)nop_timeout : cur_timeout) < 0) {
+		fprintf(stderr, "s3tgtd: --nop-interval/--nop-timeout: at most %d seconds\n",
+			ISCSI_NOP_MAX_S);
 		goto out;
 	}
 	for (size_t i = 0; i < cfg.ntargets; i++) {

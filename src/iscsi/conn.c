@@ -12,10 +12,23 @@
  * so completions that arrive together leave in one syscall. EAGAIN arms
  * EPOLLOUT until the queue drains.
  *
- *   LOGIN --login ok--> FFP --logout/EOF/error--> CLOSED --refs 0--> freed
+ *   LOGIN --login ok--> FFP --logout/EOF/error/silence--> CLOSED --refs 0--> freed
+ *
+ * Keepalive in FFP (RFC 7143 11.19; LIO's nopin_timeout and
+ * nopin_response_timeout), one one-shot reactor timer per connection that
+ * re-arms itself instead of being reset per PDU, so the receive path only
+ * stamps last_rx_ns:
+ *
+ *   quiet --nothing received for nop_interval--> ping: NOP-In with a TTT, ITT 0xffffffff
+ *   ping --NOP-Out echoing the TTT--> quiet, the interval restarts at once
+ *   ping --any other bytes--> quiet, noticed when the timeout would run out
+ *   ping --nothing for nop_timeout--> CLOSED (as a transport error: tasks aborted)
+ *
+ * With nop_timeout 0 nothing is dropped: a silent peer gets a ping per interval.
  *
  * Invariant: refs counts the open socket, every live task and every posted
- * message; the connection (and its session) is freed only at zero.
+ * message; the connection (and its session) is freed only at zero. The
+ * keepalive timer holds no reference: closing cancels it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,6 +47,8 @@
 #define DIRECT_MIN 8192	    /* receive data segments this large in place */
 #define TX_IOV_MAX 64
 #define RX_BUDGET (4u << 20) /* bytes per readable event, for fairness */
+#define NS_PER_SEC 1000000000ull
+#define NS_PER_MS 1000000ull
 
 static void conn_flush(struct iscsi_conn *c);
 static void conn_event(void *arg, uint32_t events);
@@ -319,6 +334,8 @@ void iscsi_conn_close(struct iscsi_conn *c, const char *why)
 	LOG_DEBUG("iscsi", "%s: connection closed: %s", c->peer, why);
 	c->state = ISCSI_CONN_CLOSED;
 	c->stop_rx = true;
+	reactor_timer_cancel(c->srv->r, c->nop_timer);
+	c->nop_timer = NULL;
 	reactor_del_fd(c->srv->r, c->fd);
 	close(c->fd);
 	c->fd = -1;
@@ -331,6 +348,126 @@ void iscsi_conn_close(struct iscsi_conn *c, const char *why)
 		iscsi_session_abort_all(c);
 	}
 	iscsi_conn_put(c);
+}
+
+/* ---- keepalive: target-initiated NOP-In (RFC 7143 11.19) ---- */
+
+static void nop_timer_fn(void *arg);
+
+static void nop_arm(struct iscsi_conn *c, uint64_t delay_ns)
+{
+	/* Rounded up: a timer that fires early would only re-arm for the rest. */
+	uint64_t ms = (delay_ns + NS_PER_MS - 1) / NS_PER_MS;
+
+	c->nop_timer = reactor_timer_add(c->srv->r, ms, false, nop_timer_fn, c);
+	if (!c->nop_timer) {
+		iscsi_conn_close(c, "out of memory");
+	}
+}
+
+static const char *conn_initiator(const struct iscsi_conn *c)
+{
+	return c->login.initiator_name[0] ? c->login.initiator_name : "?";
+}
+
+static const char *conn_target(const struct iscsi_conn *c)
+{
+	return c->login.discovery ? "discovery" : c->login.target_name;
+}
+
+static void nop_send(struct iscsi_conn *c, uint64_t now)
+{
+	struct iscsi_session *s = c->sess;
+	struct iscsi_tx *tx = iscsi_tx_get(c);
+
+	if (!tx) {
+		iscsi_conn_close(c, "out of memory");
+		return;
+	}
+	/* Drawn from the R2T counter: every TTT of the session stays unique. */
+	c->nop_ttt = s->next_ttt++;
+	if (c->nop_ttt == ISCSI_RSVD_TAG) {
+		c->nop_ttt = s->next_ttt++;
+	}
+	c->nop_sent_ns = now;
+	memset(tx->hdr, 0, ISCSI_BHS_LEN);
+	tx->hdr[ISCSI_BHS_OPCODE] = ISCSI_OP_NOP_IN;
+	tx->hdr[ISCSI_BHS_FLAGS] = ISCSI_FLAG_FINAL;
+	/*
+	 * 11.19.1-3: not an answer, so ITT 0xffffffff and no data; a valid TTT
+	 * (with the LUN, 0 here) obliges the initiator to answer with a NOP-Out
+	 * (11.18.3); StatSN is the next one and does not advance.
+	 */
+	put_be32(tx->hdr + ISCSI_BHS_ITT, ISCSI_RSVD_TAG);
+	put_be32(tx->hdr + ISCSI_BHS_TTT, c->nop_ttt);
+	iscsi_conn_fill_sn(c, tx->hdr, false);
+	LOG_DEBUG("iscsi", "%s: idle: NOP-In ping TTT 0x%08x", c->peer, c->nop_ttt);
+	iscsi_tx_queue(c, tx);
+}
+
+static void nop_timer_fn(void *arg)
+{
+	struct iscsi_conn *c = arg;
+	uint64_t now = reactor_now_ns(), idle;
+
+	c->nop_timer = NULL; /* one-shot: the reactor frees it after this returns */
+	if (c->state != ISCSI_CONN_FFP || c->stop_rx) {
+		return; /* logging out or draining: no answer would be read */
+	}
+	if (c->nop_sent_ns && c->last_rx_ns <= c->nop_sent_ns && c->nop_timeout_ns) {
+		if (now - c->nop_sent_ns < c->nop_timeout_ns) {
+			nop_arm(c, c->nop_sent_ns + c->nop_timeout_ns - now);
+			return;
+		}
+		LOG_WARN("iscsi",
+			 "%s: %s on %s: nothing received within %llu s of NOP-In ping TTT 0x%08x: "
+			 "dropping the connection",
+			 c->peer, conn_initiator(c), conn_target(c),
+			 (unsigned long long)(c->nop_timeout_ns / NS_PER_SEC), c->nop_ttt);
+		iscsi_conn_close(c, "NOP-In ping unanswered");
+		return;
+	}
+	idle = now - c->last_rx_ns;
+	if (idle < c->nop_interval_ns) {
+		nop_arm(c, c->nop_interval_ns - idle);
+		return;
+	}
+	nop_send(c, now);
+	if (c->state == ISCSI_CONN_FFP) {
+		nop_arm(c, c->nop_timeout_ns ? c->nop_timeout_ns : c->nop_interval_ns);
+	}
+}
+
+void iscsi_conn_ffp_started(struct iscsi_conn *c)
+{
+	c->nop_interval_ns = (uint64_t)c->srv->nop_interval_s * NS_PER_SEC;
+	c->nop_timeout_ns = (uint64_t)c->srv->nop_timeout_s * NS_PER_SEC;
+	c->last_rx_ns = reactor_now_ns();
+	if (c->nop_interval_ns) {
+		nop_arm(c, c->nop_interval_ns);
+	}
+}
+
+void iscsi_conn_nop_reply(struct iscsi_conn *c, uint32_t ttt)
+{
+	if (ttt != c->nop_ttt) {
+		/*
+		 * 11.18.3 leaves this to the target. Only a ping we replaced (its
+		 * answer was late) or an initiator bug sends one; it is alive all
+		 * the same, and a NOP-Out with ITT 0xffffffff wants no answer.
+		 */
+		LOG_DEBUG("iscsi", "%s: NOP-Out with unknown TTT 0x%08x ignored", c->peer, ttt);
+		return;
+	}
+	LOG_DEBUG("iscsi", "%s: NOP-In ping TTT 0x%08x answered after %llu ms", c->peer, ttt,
+		  (unsigned long long)((reactor_now_ns() - c->nop_sent_ns) / NS_PER_MS));
+	c->nop_ttt = ISCSI_RSVD_TAG;
+	c->nop_sent_ns = 0;
+	/* The idle interval restarts now, not when the timeout would have run out. */
+	if (c->nop_timer) {
+		reactor_timer_cancel(c->srv->r, c->nop_timer);
+		nop_arm(c, c->nop_interval_ns);
+	}
 }
 
 /* ---- receive dispatch ---- */
@@ -415,6 +552,7 @@ static void conn_read(struct iscsi_conn *c)
 			iscsi_conn_close(c, "peer closed");
 			break;
 		}
+		c->last_rx_ns = reactor_now_ns();
 		budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
 		if (dst) {
 			if (iscsi_rx_direct_done(&c->rx, (size_t)n, &g_conn_rx_ops, c) < 0) {
@@ -481,6 +619,7 @@ int iscsi_conn_create(struct iscsi_server *srv, int fd, uint16_t tpgt)
 	c->tpgt = tpgt;
 	c->refs = 1;
 	c->text_ttt = ISCSI_RSVD_TAG;
+	c->nop_ttt = ISCSI_RSVD_TAG;
 	iscsi_params_default(&c->params);
 	/* Login data segments stay below 8192 (13.12 default) plus slack. */
 	iscsi_rx_init(&c->rx, ISCSI_OUR_MRDSL);

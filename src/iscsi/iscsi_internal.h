@@ -358,6 +358,8 @@ struct iscsi_server {
 	struct iscsi_conn *conns; /* every connection, logged in or not */
 	uint16_t next_tsih;
 	uint64_t next_id;
+	uint32_t nop_interval_s; /* iscsi_server_set_nop() */
+	uint32_t nop_timeout_s;
 	bool shutting_down;
 	bool shutdown_posted;
 	iscsi_shutdown_fn shutdown_fn;
@@ -534,6 +536,19 @@ struct iscsi_conn {
 	size_t text_out_len, text_out_off;
 	uint32_t text_ttt;
 	uint32_t text_itt;
+	/*
+	 * Keepalive (conn.c): the server's settings copied at login, when the
+	 * last bytes arrived, and the NOP-In ping awaiting its answer
+	 * (nop_sent_ns 0 and nop_ttt ISCSI_RSVD_TAG: none). nop_timer is pending
+	 * while the connection reads in full feature phase with a nonzero
+	 * interval, NULL otherwise.
+	 */
+	uint64_t nop_interval_ns;
+	uint64_t nop_timeout_ns;
+	uint64_t last_rx_ns;
+	uint64_t nop_sent_ns;
+	uint32_t nop_ttt;
+	struct reactor_timer *nop_timer;
 };
 
 /* conn.c */
@@ -555,6 +570,10 @@ void iscsi_conn_send_reject(struct iscsi_conn *c, const uint8_t *bhs, uint8_t re
 void iscsi_conn_fill_sn(struct iscsi_conn *c, uint8_t *hdr, bool stat);
 /* Close when idle (no tasks, nothing queued). */
 void iscsi_conn_drain(struct iscsi_conn *c);
+/* The connection entered full feature phase: start the keepalive (RFC 7143 11.19). */
+void iscsi_conn_ffp_started(struct iscsi_conn *c);
+/* A NOP-Out carrying Target Transfer Tag ttt (not ISCSI_RSVD_TAG) arrived (11.18.3). */
+void iscsi_conn_nop_reply(struct iscsi_conn *c, uint32_t ttt);
 void iscsi_conn_check_drained(struct iscsi_conn *c);
 
 /* login.c */

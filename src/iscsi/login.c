@@ -468,6 +468,7 @@ int iscsi_login_rx(struct iscsi_conn *c, const uint8_t *bhs, uint8_t *data, uint
 			 l->initiator_name, l->discovery ? "discovery" : l->target_name,
 			 c->sess->tsih, c->params.header_digest ? " HeaderDigest" : "",
 			 c->params.data_digest ? " DataDigest" : "");
+		iscsi_conn_ffp_started(c);
 	}
 	return 0;
 }

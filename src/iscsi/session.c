@@ -817,14 +817,22 @@ static void nop_out_pdu(struct iscsi_conn *c, struct iscsi_rx *rx)
 {
 	const uint8_t *bhs = rx->bhs;
 	uint32_t itt = get_be32(bhs + ISCSI_BHS_ITT);
+	uint32_t ttt = get_be32(bhs + ISCSI_BHS_TTT);
 	struct iscsi_tx *tx;
 
+	/*
+	 * 11.18.1: without an ITT the initiator does not advance CmdSN (the I bit
+	 * must be set); one that forgets the bit must not shift the window.
+	 */
 	if (!iscsi_session_cmdsn_ok(c->sess, get_be32(bhs + ISCSI_BHS_CMDSN),
-				    iscsi_bhs_immediate(bhs))) {
+				    iscsi_bhs_immediate(bhs) || itt == ISCSI_RSVD_TAG)) {
 		return;
 	}
+	if (ttt != ISCSI_RSVD_TAG) {
+		iscsi_conn_nop_reply(c, ttt); /* 11.18.3: the answer to our NOP-In ping */
+	}
 	if (itt == ISCSI_RSVD_TAG) {
-		return; /* 11.18.2: a ping that wants no answer, or an answer to ours */
+		return; /* 11.18.1: wants no answer (an answer to our ping, or an ExpStatSN update) */
 	}
 	tx = iscsi_tx_get(c);
 	if (!tx) {

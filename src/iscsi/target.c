@@ -30,8 +30,27 @@ int iscsi_server_create(struct reactor *r, struct iscsi_server **out)
 	}
 	srv->r = r;
 	srv->next_tsih = 1;
+	srv->nop_interval_s = ISCSI_NOP_INTERVAL_DEFAULT_S;
+	srv->nop_timeout_s = ISCSI_NOP_TIMEOUT_DEFAULT_S;
 	*out = srv;
 	return 0;
+}
+
+int iscsi_server_set_nop(struct iscsi_server *srv, uint32_t interval_s, uint32_t timeout_s)
+{
+	if (interval_s > ISCSI_NOP_MAX_S || timeout_s > ISCSI_NOP_MAX_S) {
+		return -EINVAL;
+	}
+	srv->nop_interval_s = interval_s;
+	srv->nop_timeout_s = timeout_s;
+	return 0;
+}
+
+void iscsi_server_get_nop(const struct iscsi_server *srv, uint32_t *interval_s,
+			  uint32_t *timeout_s)
+{
+	*interval_s = srv->nop_interval_s;
+	*timeout_s = srv->nop_timeout_s;
 }
 
 static void portals_close(struct iscsi_server *srv)

@@ -486,10 +486,32 @@ static int load_target(json_t *jt, const char *path, struct mgmt_config *cfg, ch
 	return 0;
 }
 
+/* An optional top-level duration: 0 (off) .. ISCSI_NOP_MAX_S seconds. */
+static int get_seconds(json_t *o, const char *key, bool *has, uint32_t *out, char *err,
+		       size_t errlen)
+{
+	json_t *v = json_object_get(o, key);
+
+	*has = false;
+	if (!v) {
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > ISCSI_NOP_MAX_S) {
+		snprintf(err, errlen, "%s: expected an integer number of seconds 0..%d (0 = off)",
+			 key, ISCSI_NOP_MAX_S);
+		return -EINVAL;
+	}
+	*has = true;
+	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
 int mgmt_config_parse(const char *text, size_t len, struct mgmt_config *cfg, char *err,
 		      size_t errlen)
 {
-	static const char *const keys[] = { "portals", "targets", "state_dir", NULL };
+	static const char *const keys[] = { "portals", "targets", "state_dir", "nop_interval",
+					    "nop_timeout", NULL };
 	json_error_t jerr;
 	json_t *root, *portals, *targets, *v;
 	const char *sd;
@@ -543,6 +565,16 @@ int mgmt_config_parse(const char *text, size_t len, struct mgmt_config *cfg, cha
 			rc = -ENOMEM;
 			goto out;
 		}
+	}
+	rc = get_seconds(root, "nop_interval", &cfg->has_nop_interval, &cfg->nop_interval, err,
+			 errlen);
+	if (rc) {
+		goto out;
+	}
+	rc = get_seconds(root, "nop_timeout", &cfg->has_nop_timeout, &cfg->nop_timeout, err,
+			 errlen);
+	if (rc) {
+		goto out;
 	}
 	rc = -EINVAL;
 	targets = json_object_get(root, "targets");
@@ -688,6 +720,13 @@ json_t *mgmt_config_to_json(const struct mgmt_config *cfg)
 	}
 	if (!bad && cfg->state_dir) {
 		bad = json_object_set_new(root, "state_dir", json_string(cfg->state_dir)) < 0;
+	}
+	if (!bad && cfg->has_nop_interval) {
+		bad = json_object_set_new(root, "nop_interval", json_integer(cfg->nop_interval)) <
+		      0;
+	}
+	if (!bad && cfg->has_nop_timeout) {
+		bad = json_object_set_new(root, "nop_timeout", json_integer(cfg->nop_timeout)) < 0;
 	}
 	bad = bad || json_object_set(root, "targets", targets) < 0;
 	json_decref(targets);

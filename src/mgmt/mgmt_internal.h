@@ -18,6 +18,7 @@
 /* ---- config.c: the JSON schema (a superset of s3tgtd --config) ----
  *
  * { "portals": ["127.0.0.1:3260"], "state_dir": "/var/lib/s3tgt",
+ *   "nop_interval": 15, "nop_timeout": 30,
  *   "targets": [ { "name": "iqn.2026-11.io.example:t1", "alias": "disk",
  *                  "luns": [ { "lun": 0, "uri": "ram:?size=1G" } ],
  *                  "acl": { "initiators": ["iqn..."], "networks": ["10.0.0.0/8"] },
@@ -46,6 +47,11 @@ struct mgmt_config {
 	char **portals;
 	size_t nportals;
 	char *state_dir;
+	/* iSCSI keepalive in seconds (iscsi_server_set_nop); kept only if the file sets it */
+	bool has_nop_interval;
+	bool has_nop_timeout;
+	uint32_t nop_interval;
+	uint32_t nop_timeout;
 	struct mgmt_target_cfg *targets;
 	size_t ntargets;
 };

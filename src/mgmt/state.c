@@ -15,6 +15,7 @@
  * The store is never closed while its flush is in flight. Everything runs on
  * the reactor thread.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -488,6 +489,7 @@ err:
 
 int mgmt_state_load(struct mgmt_state *s, bool skip_portals, char *err, size_t errlen)
 {
+	uint32_t nop_interval, nop_timeout;
 	bool missing;
 	char why[512];
 	int rc;
@@ -504,6 +506,11 @@ int mgmt_state_load(struct mgmt_state *s, bool skip_portals, char *err, size_t e
 		LOG_INFO("mgmt", "%s does not exist: starting empty", s->config_path);
 		return 0;
 	}
+	iscsi_server_get_nop(s->srv, &nop_interval, &nop_timeout);
+	rc = iscsi_server_set_nop(s->srv,
+				  s->cfg.has_nop_interval ? s->cfg.nop_interval : nop_interval,
+				  s->cfg.has_nop_timeout ? s->cfg.nop_timeout : nop_timeout);
+	assert(rc == 0); /* mgmt_config_parse() checked the ranges */
 	s->rt = calloc(s->cfg.ntargets ? s->cfg.ntargets : 1, sizeof(*s->rt));
 	if (!s->rt) {
 		return -ENOMEM;

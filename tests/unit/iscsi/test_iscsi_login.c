@@ -4,139 +4,21 @@
  * over a socketpair into a real connection on a reactor.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <cmocka.h>
-
-#include "iscsi_internal.h"
-#include "s3tgt/store.h"
+#include "iscsi_test_util.h"
 
 #define TGT "iqn.2026-11.test:tgt"
 
-struct fixture {
-	struct reactor *r;
-	struct iscsi_server *srv;
-	struct scsi_target *t;
-	int fd; /* initiator side */
-};
-
-static void stop_cb(void *arg)
-{
-	reactor_stop(arg);
-}
-
-/* Run the reactor for a little while. */
-static void pump(struct fixture *f)
-{
-	reactor_timer_add(f->r, 30, false, stop_cb, f->r);
-	reactor_run(f->r);
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	int sv[2];
-
-	assert_non_null(f);
-	assert_int_equal(reactor_create(&f->r), 0);
-	assert_int_equal(iscsi_server_create(f->r, &f->srv), 0);
-	assert_int_equal(scsi_target_create(TGT, &f->t), 0);
-	{
-		struct store *st;
-		struct scsi_lu *lu;
-		struct scsi_lu_params lp = { .serial = "t0", .naa_id = 0x3000000000000002ull };
-		char err[128];
-		assert_int_equal(store_open_uri("ram:?size=1M", f->r, &st, err, sizeof(err)), 0);
-		assert_int_equal(scsi_lu_create(st, &lp, &lu), 0);
-		assert_int_equal(scsi_target_add_lu(f->t, 0, lu), 0);
-	}
-	assert_int_equal(iscsi_server_add_target(f->srv, f->t, "alias1", NULL), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	f->fd = sv[0];
-	assert_int_equal(iscsi_conn_create(f->srv, sv[1], 1), 0);
-	*state = f;
+	*state = fixture_create(TGT, "alias1", "t0", 0x3000000000000002ull);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	close(f->fd);
-	pump(f);
-	iscsi_server_destroy(f->srv);
-	scsi_target_destroy(f->t);
-	reactor_destroy(f->r);
-	free(f);
+	fixture_destroy(*state);
 	return 0;
-}
-
-static void send_pdu(struct fixture *f, const uint8_t *bhs, const char *text, size_t tlen)
-{
-	uint8_t buf[70000];
-	size_t n = ISCSI_BHS_LEN;
-
-	memcpy(buf, bhs, ISCSI_BHS_LEN);
-	put_be24(buf + ISCSI_BHS_DATA_LEN, (uint32_t)tlen);
-	if (tlen) {
-		memcpy(buf + n, text, tlen);
-	}
-	n += tlen;
-	while (n & 3) {
-		buf[n++] = 0;
-	}
-	assert_int_equal(write(f->fd, buf, n), (ssize_t)n);
-	pump(f);
-}
-
-static void login_bhs(uint8_t *bhs, uint8_t flags, uint16_t tsih, uint32_t cmdsn)
-{
-	static const uint8_t isid[6] = { 0x80, 0, 0, 0x01, 0, 0 };
-
-	memset(bhs, 0, ISCSI_BHS_LEN);
-	bhs[0] = ISCSI_OP_LOGIN_REQ | ISCSI_OP_IMMEDIATE;
-	bhs[1] = flags;
-	memcpy(bhs + ISCSI_LOGIN_ISID, isid, 6);
-	put_be16(bhs + ISCSI_LOGIN_TSIH, tsih);
-	put_be32(bhs + ISCSI_BHS_ITT, 0x1000);
-	put_be32(bhs + ISCSI_BHS_CMDSN, cmdsn);
-}
-
-/* Read one PDU; returns data length, or -1 on EOF/nothing. */
-static int recv_pdu(struct fixture *f, uint8_t *bhs, char *data, size_t cap)
-{
-	uint32_t dl;
-	ssize_t n = read(f->fd, bhs, ISCSI_BHS_LEN);
-
-	if (n != ISCSI_BHS_LEN) {
-		return -1;
-	}
-	dl = iscsi_bhs_data_len(bhs);
-	dl += ISCSI_PAD(dl);
-	assert_true(dl <= cap);
-	if (dl) {
-		assert_int_equal(read(f->fd, data, dl), (ssize_t)dl);
-	}
-	return (int)iscsi_bhs_data_len(bhs);
-}
-
-static bool has_key(const char *data, int len, const char *kv)
-{
-	for (int off = 0; off < len; off += (int)strlen(data + off) + 1) {
-		if (strcmp(data + off, kv) == 0) {
-			return true;
-		}
-	}
-	return false;
 }
 
 static const char g_sec[] = "InitiatorName=iqn.2026-11.test:init\0SessionType=Normal\0"

@@ -8,114 +8,32 @@
  * target in discovery.
  */
 #include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cmocka.h>
 
 #include "chap.h"
-#include "iscsi_internal.h"
-#include "s3tgt/store.h"
+#include "iscsi_test_util.h"
 
 #define TGT "iqn.2026-11.test:auth"
 #define INIT "iqn.2026-11.test:init"
 
-struct fixture {
-	struct reactor *r;
-	struct iscsi_server *srv;
-	struct scsi_target *t;
-	int fd;
-};
-
-static void stop_cb(void *arg)
-{
-	reactor_stop(arg);
-}
-
-static void pump(struct fixture *f)
-{
-	reactor_timer_add(f->r, 30, false, stop_cb, f->r);
-	reactor_run(f->r);
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct fixture *f = fixture_create(TGT, NULL, "a0", 0x3000000000000003ull);
 	struct iscsi_chap_config c = { 0 };
-	struct scsi_lu_params lp = { .serial = "a0", .naa_id = 0x3000000000000003ull };
-	struct store *st;
-	struct scsi_lu *lu;
-	char err[128];
-	int sv[2];
 
-	assert_non_null(f);
-	assert_int_equal(reactor_create(&f->r), 0);
-	assert_int_equal(iscsi_server_create(f->r, &f->srv), 0);
-	assert_int_equal(scsi_target_create(TGT, &f->t), 0);
-	assert_int_equal(store_open_uri("ram:?size=1M", f->r, &st, err, sizeof(err)), 0);
-	assert_int_equal(scsi_lu_create(st, &lp, &lu), 0);
-	assert_int_equal(scsi_target_add_lu(f->t, 0, lu), 0);
-	assert_int_equal(iscsi_server_add_target(f->srv, f->t, NULL, NULL), 0);
 	snprintf(c.user, sizeof(c.user), "alice");
 	snprintf(c.secret, sizeof(c.secret), "secretsecret1");
 	snprintf(c.mutual_user, sizeof(c.mutual_user), "tgt");
 	snprintf(c.mutual_secret, sizeof(c.mutual_secret), "mutualsecret99");
 	assert_int_equal(iscsi_server_set_chap(f->srv, TGT, &c), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	f->fd = sv[0];
-	assert_int_equal(iscsi_conn_create(f->srv, sv[1], 1), 0);
 	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	close(f->fd);
-	pump(f);
 	/* CHAP and ACL are owned by the target entry: destroy frees them (ASan checks). */
-	iscsi_server_destroy(f->srv);
-	scsi_target_destroy(f->t);
-	reactor_destroy(f->r);
-	free(f);
+	fixture_destroy(*state);
 	return 0;
-}
-
-static void send_pdu(struct fixture *f, const uint8_t *bhs, const char *text, size_t tlen)
-{
-	uint8_t buf[8192];
-	size_t n = ISCSI_BHS_LEN;
-
-	assert_true(tlen + ISCSI_BHS_LEN + 3 <= sizeof(buf));
-	memcpy(buf, bhs, ISCSI_BHS_LEN);
-	put_be24(buf + ISCSI_BHS_DATA_LEN, (uint32_t)tlen);
-	memcpy(buf + n, text, tlen);
-	n += tlen;
-	while (n & 3) {
-		buf[n++] = 0;
-	}
-	assert_int_equal(write(f->fd, buf, n), (ssize_t)n);
-	pump(f);
-}
-
-static void login_bhs(uint8_t *bhs, uint8_t flags)
-{
-	static const uint8_t isid[6] = { 0x80, 0, 0, 0x02, 0, 0 };
-
-	memset(bhs, 0, ISCSI_BHS_LEN);
-	bhs[0] = ISCSI_OP_LOGIN_REQ | ISCSI_OP_IMMEDIATE;
-	bhs[1] = flags;
-	memcpy(bhs + ISCSI_LOGIN_ISID, isid, 6);
-	put_be32(bhs + ISCSI_BHS_ITT, 0x2000);
-	put_be32(bhs + ISCSI_BHS_CMDSN, 1);
 }
 
 /* Send one login request (text with embedded NULs, length given) and read the answer. */
@@ -123,37 +41,15 @@ static int exchange(struct fixture *f, uint8_t flags, const char *text, size_t l
 		    char *data, size_t cap)
 {
 	uint8_t bhs[48];
-	uint32_t dl;
 
-	login_bhs(bhs, flags);
+	login_bhs(bhs, flags, 0, 1);
 	send_pdu(f, bhs, text, len);
-	if (read(f->fd, rsp, ISCSI_BHS_LEN) != ISCSI_BHS_LEN) {
-		return -1;
-	}
-	dl = iscsi_bhs_data_len(rsp);
-	dl += ISCSI_PAD(dl);
-	assert_true(dl <= cap);
-	if (dl) {
-		assert_int_equal(read(f->fd, data, dl), (ssize_t)dl);
-	}
-	return (int)iscsi_bhs_data_len(rsp);
+	return recv_pdu(f, rsp, data, cap);
 }
 
 static uint16_t status_of(const uint8_t *rsp)
 {
 	return (uint16_t)(rsp[ISCSI_LOGIN_STATUS_CLASS] << 8 | rsp[ISCSI_LOGIN_STATUS_DETAIL]);
-}
-
-static const char *get_key(const char *data, int len, const char *key)
-{
-	size_t kl = strlen(key);
-
-	for (int off = 0; off < len; off += (int)strlen(data + off) + 1) {
-		if (strncmp(data + off, key, kl) == 0 && data[off + kl] == '=') {
-			return data + off + kl + 1;
-		}
-	}
-	return NULL;
 }
 
 #define SEC_T1 (ISCSI_LOGIN_FLAG_TRANSIT | (0 << 2) | 1)
@@ -316,7 +212,7 @@ static int send_targets(struct fixture *f, char *data, size_t cap)
 	uint8_t bhs[48], rsp[48];
 	static const char disc[] = "InitiatorName=" INIT "\0SessionType=Discovery\0"
 				   "AuthMethod=None\0";
-	uint32_t dl;
+	int n;
 
 	exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | 3, KEYS(disc), rsp, data, cap);
 	assert_int_equal(status_of(rsp), 0);
@@ -327,15 +223,10 @@ static int send_targets(struct fixture *f, char *data, size_t cap)
 	put_be32(bhs + ISCSI_BHS_TTT, ISCSI_RSVD_TAG);
 	put_be32(bhs + ISCSI_BHS_CMDSN, 1);
 	send_pdu(f, bhs, KEYS("SendTargets=All\0"));
-	assert_int_equal(read(f->fd, rsp, 48), 48);
+	n = recv_pdu(f, rsp, data, cap);
+	assert_true(n >= 0);
 	assert_int_equal(rsp[0], ISCSI_OP_TEXT_RSP);
-	dl = iscsi_bhs_data_len(rsp);
-	dl += ISCSI_PAD(dl);
-	assert_true(dl <= cap);
-	if (dl) {
-		assert_int_equal(read(f->fd, data, dl), (ssize_t)dl);
-	}
-	return (int)iscsi_bhs_data_len(rsp);
+	return n;
 }
 
 static void test_discovery_hidden(void **state)

@@ -396,6 +396,35 @@ static void test_persistence(void **state)
 	json_decref(b);
 }
 
+/* The file's nop_interval reaches the server; a save keeps it and adds no nop_timeout. */
+static void test_nop_settings(void **state)
+{
+	struct fixture *fx = *state;
+	struct mgmt_state *s2;
+	uint32_t interval, timeout;
+	json_t *j;
+	FILE *f;
+
+	mgmt_state_destroy(fx->s);
+	fx->s = NULL;
+	f = fopen(fx->cfgpath, "w");
+	assert_non_null(f);
+	fputs("{\"nop_interval\":4,\"targets\":[]}", f);
+	fclose(f);
+	fx_state(fx, &s2);
+	fx->s = s2;
+	iscsi_server_get_nop(fx->srv, &interval, &timeout);
+	assert_int_equal(interval, 4);
+	assert_int_equal(timeout, ISCSI_NOP_TIMEOUT_DEFAULT_S);
+	expect_status(call(fx->s, "POST", "/v1/targets", "{\"name\":\"" T1 "\"}", false), 201,
+		      NULL);
+	j = json_load_file(fx->cfgpath, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "nop_interval")), 4);
+	assert_null(json_object_get(j, "nop_timeout"));
+	json_decref(j);
+}
+
 static void test_sessions_and_tpgt(void **state)
 {
 	struct fixture *fx = *state;
@@ -701,6 +730,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_acl, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nop_settings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sessions_and_tpgt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_http, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_metrics_and_delete_flush, setup, teardown),

@@ -25,7 +25,8 @@ static void expect_error(const char *text, const char *field)
 }
 
 static const char *const k_full =
-	"{\"portals\":[\"127.0.0.1:3260\"],\"state_dir\":\"/tmp/x\",\"targets\":["
+	"{\"portals\":[\"127.0.0.1:3260\"],\"state_dir\":\"/tmp/x\",\"nop_interval\":5,"
+	"\"nop_timeout\":0,\"targets\":["
 	"{\"name\":\"iqn.2026-11.io.s3tgt:a\",\"alias\":\"A\","
 	"\"luns\":[{\"lun\":0,\"uri\":\"ram:?size=1M\"},{\"lun\":16383,\"uri\":\"ram:?size=2M\"}],"
 	"\"acl\":{\"initiators\":[\"iqn.2026-11.io.s3tgt:i1\"],\"networks\":[\"10.0.0.0/8\"]},"
@@ -41,6 +42,10 @@ static void test_parse_full(void **state)
 	assert_int_equal(mgmt_config_parse(k_full, strlen(k_full), &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.nportals, 1);
 	assert_string_equal(cfg.state_dir, "/tmp/x");
+	assert_true(cfg.has_nop_interval);
+	assert_int_equal(cfg.nop_interval, 5);
+	assert_true(cfg.has_nop_timeout);
+	assert_int_equal(cfg.nop_timeout, 0);
 	assert_int_equal(cfg.ntargets, 2);
 	assert_string_equal(cfg.targets[0].alias, "A");
 	assert_int_equal(cfg.targets[0].nluns, 2);
@@ -121,6 +126,10 @@ static void test_validation(void **state)
 		     "\"secretsecret1\"}}]}",
 		     "targets[0].chap.user");
 	expect_error("{\"targets\":[1]}", "targets[0]");
+	expect_error("{\"nop_interval\":3601}", "nop_interval");
+	expect_error("{\"nop_interval\":-1}", "nop_interval");
+	expect_error("{\"nop_timeout\":\"30\"}", "nop_timeout");
+	expect_error("{\"nop_timeout\":1.5}", "nop_timeout");
 	expect_error("{\"a\":1,\"a\":2}", "line");
 }
 
