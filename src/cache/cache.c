@@ -155,7 +155,8 @@ struct jjob {
 	const void *src;
 	size_t len;
 	uint64_t data_off;
-	uint8_t *hdr; /* owned snapshot, or NULL */
+	uint8_t *hdr; /* owned header buffer (kept while the record is recycled) */
+	bool with_hdr; /* hdr holds a snapshot to write */
 	bool sync;
 	int rc;
 	struct jjob *next;  /* slot FIFO */
@@ -232,6 +233,14 @@ struct cache {
 	uint32_t slot_hdr;
 	uint64_t jseq;
 	bool jsnapshot; /* the journal header's J_OFF_SNAPSHOT */
+	/*
+	 * Per-command records are recycled, as the sessions' tasks and the
+	 * reactor's messages are: the I/O path allocates only when more are in
+	 * flight than ever before. Reactor thread only.
+	 */
+	struct cio *free_cios;
+	struct cpiece *free_pieces;
+	struct jjob *free_jjobs;
 	uint8_t *zeros;
 	char *vol_id;
 };
@@ -451,6 +460,95 @@ static void entry_drop(struct cache *c, struct centry *e)
 	list_add_tail(c, e, L_FREE);
 }
 
+/* ---- recycled per-command records ---- */
+
+static struct cio *cio_get(struct cache *c)
+{
+	struct cio *w = c->free_cios;
+
+	if (!w) {
+		return calloc(1, sizeof(*w));
+	}
+	c->free_cios = w->next;
+	memset(w, 0, sizeof(*w));
+	return w;
+}
+
+static void cio_free(struct cache *c, struct cio *w)
+{
+	w->next = c->free_cios;
+	c->free_cios = w;
+}
+
+static struct cpiece *piece_get(struct cache *c)
+{
+	struct cpiece *pc = c->free_pieces;
+
+	if (!pc) {
+		return calloc(1, sizeof(*pc));
+	}
+	c->free_pieces = pc->next;
+	memset(pc, 0, sizeof(*pc));
+	return pc;
+}
+
+static void piece_free(struct cache *c, struct cpiece *pc)
+{
+	pc->next = c->free_pieces;
+	c->free_pieces = pc;
+}
+
+/* A zeroed job record with room for a slot header; NULL if out of memory. */
+static struct jjob *jjob_get(struct cache *c)
+{
+	struct jjob *j = c->free_jjobs;
+	uint8_t *hdr;
+
+	if (!j) {
+		j = calloc(1, sizeof(*j));
+		if (!j) {
+			return NULL;
+		}
+		j->hdr = malloc(c->slot_hdr);
+		if (!j->hdr) {
+			free(j);
+			return NULL;
+		}
+		return j;
+	}
+	c->free_jjobs = j->next;
+	hdr = j->hdr;
+	memset(j, 0, sizeof(*j));
+	j->hdr = hdr;
+	return j;
+}
+
+static void jjob_free(struct cache *c, struct jjob *j)
+{
+	j->next = c->free_jjobs;
+	c->free_jjobs = j;
+}
+
+static void records_free(struct cache *c)
+{
+	while (c->free_cios) {
+		struct cio *w = c->free_cios;
+		c->free_cios = w->next;
+		free(w);
+	}
+	while (c->free_pieces) {
+		struct cpiece *pc = c->free_pieces;
+		c->free_pieces = pc->next;
+		free(pc);
+	}
+	while (c->free_jjobs) {
+		struct jjob *j = c->free_jjobs;
+		c->free_jjobs = j->next;
+		free(j->hdr);
+		free(j);
+	}
+}
+
 /* ---- completion plumbing ---- */
 
 static void io_finish_msg(void *arg)
@@ -459,7 +557,7 @@ static void io_finish_msg(void *arg)
 	struct store_io *io = w->io;
 
 	io->status = w->status;
-	free(w);
+	cio_free(w->c, w);
 	io->cb(io);
 }
 
@@ -645,7 +743,7 @@ static void jjob_work(void *arg)
 	if (j->len) {
 		rc = pwrite_full(c->jfd, j->src, j->len, j->data_off);
 	}
-	if (!rc && j->hdr) {
+	if (!rc && j->with_hdr) {
 		/*
 		 * The blocks must be stable before the bitmap that claims them, or a
 		 * power loss could leave a header pointing at stale bytes.
@@ -682,8 +780,7 @@ static void jjob_done(struct jjob *j)
 	if (j->cio) {
 		cio_put(j->cio, j->rc ? -EIO : 0);
 	}
-	free(j->hdr);
-	free(j);
+	jjob_free(c, j);
 	jjob_start(e);
 }
 
@@ -862,16 +959,12 @@ static int journal_queue(struct cache *c, struct centry *e, struct cio *w, const
 	if (c->jfd < 0) {
 		return 0;
 	}
-	j = calloc(1, sizeof(*j));
+	j = jjob_get(c);
 	if (!j) {
 		return -ENOMEM;
 	}
 	if (e->jhdr_stale || force_hdr) {
-		j->hdr = malloc(c->slot_hdr);
-		if (!j->hdr) {
-			free(j);
-			return -ENOMEM;
-		}
+		j->with_hdr = true;
 		slot_hdr_build(c, e, j->hdr);
 		e->jhdr_stale = false;
 	}
@@ -1438,7 +1531,7 @@ static void piece_done(struct cpiece *pc, int status)
 {
 	struct cio *w = pc->cio;
 
-	free(pc);
+	piece_free(pc->c, pc);
 	cio_put(w, status);
 }
 
@@ -1633,7 +1726,7 @@ static void read_start(struct cache *c, struct cio *w)
 			continue;
 		}
 		c->stats.misses++;
-		pc = calloc(1, sizeof(*pc));
+		pc = piece_get(c);
 		if (!pc) {
 			w->status = -ENOMEM;
 			break;
@@ -1677,7 +1770,7 @@ static void read_start(struct cache *c, struct cio *w)
 static int cache_submit(struct store *st, struct store_io *io)
 {
 	struct cache *c = st->priv;
-	struct cio *w = calloc(1, sizeof(*w));
+	struct cio *w = cio_get(c);
 
 	if (!w) {
 		return -ENOMEM;
@@ -1716,7 +1809,7 @@ static int cache_submit(struct store *st, struct store_io *io)
 		cio_put(w, 0);
 		break;
 	default:
-		free(w);
+		cio_free(c, w);
 		return -ENOTSUP;
 	}
 	return 0;
@@ -1735,6 +1828,7 @@ static void tick(void *arg)
 static void cache_free(struct cache *c)
 {
 	jq_stop(c);
+	records_free(c);
 	if (c->jfd >= 0) {
 		close(c->jfd);
 	}
