@@ -92,6 +92,7 @@ struct centry {
 	unsigned fails;
 	unsigned pins; /* direct reads that overlay this slot at completion */
 	bool uploading;
+	struct cup *lent; /* the upload whose PUT is sending buf itself */
 	bool jhdr_stale; /* dirty bitmap changed since the last journaled header */
 	enum elist list;
 	struct centry *lprev, *lnext;
@@ -1011,6 +1012,7 @@ static void upload_release(struct cup *u)
 {
 	struct cache *c = u->c;
 
+	u->e->lent = NULL;
 	u->e->uploading = false;
 	u->busy = false;
 	u->e = NULL;
@@ -1092,14 +1094,19 @@ static void upload_put(struct cup *u)
 	struct centry *e = u->e;
 	int rc;
 
-	memcpy(u->buf, e->buf, chunk_len(c, e->idx));
+	/*
+	 * The PUT sends the slot's buffer itself, not a copy: a write arriving
+	 * before it completes first moves the slot to the upload's spare buffer
+	 * (slot_unshare), so what is sent is what the PUT started with.
+	 */
+	e->lent = u;
 	u->snap_gen = e->gen;
 	u->snap_wseq = c->wseq;
 	u->merging = false;
 	u->lio = (struct store_io){.op = STORE_OP_WRITE,
 				   .offset = e->idx * c->chunk,
 				   .len = chunk_len(c, e->idx),
-				   .buf = u->buf,
+				   .buf = e->buf,
 				   .cb = upload_write_done,
 				   .cb_arg = u};
 	rc = store_submit(c->lower, &u->lio);
@@ -1272,12 +1279,27 @@ static void sync_timeouts(struct cache *c, uint64_t now)
 
 /* ---- writes ---- */
 
+/* Give the slot its own copy of a buffer an upload is sending; the upload keeps the original. */
+static void slot_unshare(struct cache *c, struct centry *e)
+{
+	struct cup *u = e->lent;
+	uint8_t *spare = u->buf;
+
+	memcpy(spare, e->buf, chunk_len(c, e->idx));
+	u->buf = e->buf;
+	e->buf = spare;
+	e->lent = NULL;
+}
+
 static int apply_write(struct cache *c, struct centry *e, struct cio *w, uint32_t off, uint32_t len,
 		       const uint8_t *src)
 {
 	uint32_t first = off / c->bs, n = len / c->bs;
 	uint32_t added;
 
+	if (e->lent) {
+		slot_unshare(c, e);
+	}
 	if (src) {
 		memcpy(e->buf + off, src, len);
 	} else {
