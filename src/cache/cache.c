@@ -18,10 +18,11 @@
  *    │                     <──────────────── write ────────────────────┘   │
  *    └──────────────── evict (LRU, unpinned) or UNMAP drop ────────────────┘
  *
- * Upload of a slot: if every block is valid, one full-chunk lower write from
- * a snapshot buffer (no read); otherwise one lower read of the chunk, the
- * missing blocks are filled into the slot (it is valid from then on: merged
- * once), then the full-chunk write. `gen` counts writes into the slot; if it
+ * Upload of a slot: if every block is valid, one full-chunk lower write of
+ * the slot's own buffer (no read, no copy; a write arriving meanwhile first
+ * moves the slot to the upload's spare buffer); otherwise one lower read of
+ * the chunk into the spare buffer, the missing blocks are filled into the
+ * slot (it is valid from then on: merged once), then the full-chunk write. `gen` counts writes into the slot; if it
  * moved while uploading the slot stays dirty and is uploaded again.
  *
  * Invariants:
