@@ -108,6 +108,23 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# ---- a real S3 server -----------------------------------------------------
+RGW=$S3TGT_SRC/tests/integration/rgw.sh
+RGW_DIR=$T_DIR/rgw
+# rgw_up BUCKET: start a Ceph RGW for this test (rgw.sh: loopback, free ports),
+# stopped by the PIDs rgw.sh recorded before cleanup() runs; create BUCKET; load
+# S3_ENDPOINT, S3_KEY, S3_SECRET, S3_REGION, S3_PIDS and export the credentials
+# for the daemon's AWS credential chain.
+rgw_up() {
+	trap 'rc=$?; "$RGW" stop "$RGW_DIR" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
+	"$RGW" start "$RGW_DIR" >"$T_DIR/rgw-start.log" 2>&1 || die "RGW did not start (see $T_DIR/rgw-start.log)"
+	# shellcheck disable=SC1091
+	. "$RGW_DIR/s3.env"
+	"$RGW" mkbucket "$RGW_DIR" "$1" >/dev/null || die "cannot create bucket $1"
+	export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
+	unset AWS_SESSION_TOKEN AWS_PROFILE || true
+}
+
 # free_port: print a TCP port on 127.0.0.1 that nothing uses (any state)
 free_port() {
 	local p i

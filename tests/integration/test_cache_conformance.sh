@@ -16,8 +16,6 @@ IQN=iqn.2026-11.io.s3tgt:cache-conformance
 SKIPS_FILE=$S3TGT_SRC/tests/integration/conformance-skips.txt
 LOGF=$S3TGT_BUILD/conformance-cache.log
 TSV=$S3TGT_BUILD/conformance-cache-results.tsv
-RGW=$S3TGT_SRC/tests/integration/rgw.sh
-RGW_DIR=$T_DIR/rgw
 BUCKET=s3tgt-cache-conf
 
 # is_excluded, run_suite, skip_allowed and parse_cunit from test_conformance.sh.
@@ -40,13 +38,7 @@ if [ -f "$SKIPS_FILE" ]; then
 	done <"$SKIPS_FILE"
 fi
 
-trap 'rc=$?; "$RGW" stop "$RGW_DIR" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
-"$RGW" start "$RGW_DIR" >"$T_DIR/rgw-start.log" 2>&1 || die "RGW did not start (see $T_DIR/rgw-start.log)"
-# shellcheck disable=SC1091
-. "$RGW_DIR/s3.env"
-"$RGW" mkbucket "$RGW_DIR" "$BUCKET" >/dev/null || die "cannot create bucket"
-export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
-unset AWS_SESSION_TOKEN AWS_PROFILE || true
+rgw_up "$BUCKET"
 OPTS="endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
 URI="s3://$BUCKET/conf?size=1G&chunk_size=1M&$OPTS&cache_size=64M&cache_dir=$T_DIR/cache"
 

@@ -10,18 +10,10 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need iscsi-inq curl
 
-RGW=$S3TGT_SRC/tests/integration/rgw.sh
-RGW_DIR=$T_DIR/rgw
 IQN=iqn.2026-11.io.s3tgt:cache-lease
 BUCKET=s3tgt-cache-lease
 
-trap 'rc=$?; "$RGW" stop "$RGW_DIR" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
-"$RGW" start "$RGW_DIR" >"$T_DIR/rgw-start.log" 2>&1 || die "RGW did not start (see $T_DIR/rgw-start.log)"
-# shellcheck disable=SC1091
-. "$RGW_DIR/s3.env"
-"$RGW" mkbucket "$RGW_DIR" "$BUCKET" >/dev/null || die "cannot create bucket"
-export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
-unset AWS_SESSION_TOKEN AWS_PROFILE || true
+rgw_up "$BUCKET"
 BASE="s3://$BUCKET/lease?size=16M&chunk_size=1M&endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
 A="0=$BASE&cache_size=8M&cache_dir=$T_DIR/cacheA"
 B="0=$BASE&cache_size=8M&cache_dir=$T_DIR/cacheB"

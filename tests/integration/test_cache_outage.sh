@@ -8,21 +8,13 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need qemu-io iscsi-inq curl stdbuf
 
-RGW=$S3TGT_SRC/tests/integration/rgw.sh
-RGW_DIR=$T_DIR/rgw
 IQN=iqn.2026-11.io.s3tgt:cache-outage
 MIB=1048576
 TMO=300
 BUCKET=s3tgt-cache-outage
 NPIECES=60 # one 1 MiB write every 0.4 s: the stream outlasts the outage
 
-trap 'rc=$?; "$RGW" stop "$RGW_DIR" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
-"$RGW" start "$RGW_DIR" >"$T_DIR/rgw-start.log" 2>&1 || die "RGW did not start (see $T_DIR/rgw-start.log)"
-# shellcheck disable=SC1091
-. "$RGW_DIR/s3.env"
-"$RGW" mkbucket "$RGW_DIR" "$BUCKET" >/dev/null || die "cannot create bucket"
-export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
-unset AWS_SESSION_TOKEN AWS_PROFILE || true
+rgw_up "$BUCKET"
 OPTS="endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
 BASE="s3://$BUCKET/out?size=128M&chunk_size=1M&$OPTS"
 # 96 MiB of cache holds the whole stream; flush_timeout covers the 20 s outage.

@@ -11,19 +11,11 @@ set -euo pipefail
 . "$(dirname "$0")/mgmt_lib.sh"
 need curl qemu-io
 
-RGW=$S3TGT_SRC/tests/integration/rgw.sh
-RGW_DIR=$T_DIR/rgw
 IQN=iqn.2026-11.io.s3tgt:s3-metrics
 BUCKET=s3tgt-metrics
 TMO=120
 
-trap 'rc=$?; "$RGW" stop "$RGW_DIR" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
-"$RGW" start "$RGW_DIR" >"$T_DIR/rgw-start.log" 2>&1 || die "RGW did not start (see $T_DIR/rgw-start.log)"
-# shellcheck disable=SC1091
-. "$RGW_DIR/s3.env"
-"$RGW" mkbucket "$RGW_DIR" "$BUCKET" >/dev/null || die "cannot create bucket"
-export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
-unset AWS_SESSION_TOKEN AWS_PROFILE || true
+rgw_up "$BUCKET"
 # a 2 MiB cache of 1 MiB chunks: reading 8 MiB must evict
 URI="s3://$BUCKET/vol?size=16M&chunk_size=1M&endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1&cache_size=2M"
 

@@ -18,8 +18,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need qemu-img qemu-io iscsi-inq sha256sum curl
 
-RGW=$S3TGT_SRC/tests/integration/rgw.sh
-RGW_DIR=$T_DIR/rgw
 RGW_LOG=$RGW_DIR/log/client.rgw.a.log
 IQN=iqn.2026-11.io.s3tgt:s3-lun
 MIB=1048576
@@ -28,15 +26,7 @@ TMO=180
 BUCKET=s3tgt-itest
 PREFIX=vol1
 
-# Stop the RGW daemons (by the PIDs rgw.sh recorded) before lib.sh's cleanup.
-trap 'rc=$?; "$RGW" stop "$RGW_DIR" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
-
-"$RGW" start "$RGW_DIR" >"$T_DIR/rgw-start.log" 2>&1 || die "RGW did not start (see $T_DIR/rgw-start.log)"
-# shellcheck disable=SC1091
-. "$RGW_DIR/s3.env"
-"$RGW" mkbucket "$RGW_DIR" "$BUCKET" >/dev/null || die "cannot create bucket"
-export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
-unset AWS_SESSION_TOKEN AWS_PROFILE || true
+rgw_up "$BUCKET"
 OPTS="endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
 URI="s3://$BUCKET/$PREFIX?size=64M&chunk_size=1M&$OPTS&retry_deadline_ms=60000"
 
