@@ -42,13 +42,28 @@ static int opt_ms(const struct store_params *p, const char *key, unsigned *out, 
 	return 0;
 }
 
+static int opt_bool(const struct store_params *p, const char *key, bool *out, char *err,
+		    size_t errlen)
+{
+	const char *v = store_param_get(p, key);
+
+	if (!v) {
+		return 0;
+	}
+	if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+		snprintf(err, errlen, "s3: %s must be 0 or 1, got '%s'", key, v);
+		return -EINVAL;
+	}
+	*out = v[0] == '1';
+	return 0;
+}
+
 static int s3_open(struct store *st, const struct store_params *p, char *err, size_t errlen)
 {
 	struct s3_config cfg = {0};
 	struct chunk_opts o;
 	struct objstore *os;
 	const char *path = p->path ? p->path : "";
-	const char *v;
 	char *bucket = NULL;
 	const char *slash;
 	int ret;
@@ -77,26 +92,14 @@ static int s3_open(struct store *st, const struct store_params *p, char *err, si
 	cfg.endpoint = store_param_get(p, "endpoint");
 	cfg.region = store_param_get(p, "region");
 	cfg.ca_file = store_param_get(p, "ca_file");
-	v = store_param_get(p, "path_style");
-	if (v) {
-		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
-			snprintf(err, errlen, "s3: path_style must be 0 or 1, got '%s'", v);
-			ret = -EINVAL;
-			goto out;
-		}
-		cfg.path_style = v[0] == '1';
-	}
-	v = store_param_get(p, "sign_payload");
-	if (v) {
-		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
-			snprintf(err, errlen, "s3: sign_payload must be 0 or 1, got '%s'", v);
-			ret = -EINVAL;
-			goto out;
-		}
-		cfg.sign_payload = v[0] == '1';
-	}
 	cfg.max_inflight = o.max_inflight;
-	ret = opt_ms(p, "timeout_ms", &cfg.timeout_ms, err, errlen);
+	ret = opt_bool(p, "path_style", &cfg.path_style, err, errlen);
+	if (!ret) {
+		ret = opt_bool(p, "sign_payload", &cfg.sign_payload, err, errlen);
+	}
+	if (!ret) {
+		ret = opt_ms(p, "timeout_ms", &cfg.timeout_ms, err, errlen);
+	}
 	if (!ret) {
 		ret = opt_ms(p, "retry_deadline_ms", &cfg.retry_deadline_ms, err, errlen);
 	}
