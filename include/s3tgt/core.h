@@ -136,5 +136,9 @@ uint32_t iscsi_crc32c(const void *buf, size_t len); /* == crc32c(0, buf, len) */
 int parse_size(const char *s, uint64_t *out);
 /* strtoull wrapper: whole string must be a number in [min, max]. */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Value of a hex digit (either case), or -1. */
+int hex_digit(char c);
+/* Are all len bytes at p zero? (len 0: true) */
+bool mem_is_zero(const void *p, size_t len);
 
 #endif

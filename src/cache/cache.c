@@ -676,15 +676,22 @@ static uint64_t slot_off(const struct cache *c, uint32_t slot)
 	return J_HDR_SIZE + (uint64_t)slot * (c->slot_hdr + c->chunk);
 }
 
-static void slot_hdr_build(struct cache *c, const struct centry *e, uint8_t *h)
+/*
+ * Slot e's header into h: dirty (with its bitmap) or free, as e is; or, with
+ * snapshot_crc, a clean chunk of the clean-close snapshot whose data has that CRC.
+ */
+static void slot_hdr_build(struct cache *c, const struct centry *e, const uint32_t *snapshot_crc,
+			   uint8_t *h)
 {
+	uint32_t state = e->used && e->ndirty ? S_STATE_DIRTY : S_STATE_FREE;
+
 	memset(h, 0, c->slot_hdr);
 	put_be32(h, S_MAGIC);
-	put_be32(h + S_OFF_STATE, e->used && e->ndirty ? S_STATE_DIRTY : S_STATE_FREE);
+	put_be32(h + S_OFF_STATE, snapshot_crc ? S_STATE_CLEAN : state);
 	put_be64(h + S_OFF_IDX, e->used ? e->idx : 0);
 	put_be64(h + S_OFF_SEQ, c->jseq++);
 	put_be32(h + S_OFF_NBLK, c->nblk);
-	if (e->used && e->ndirty) {
+	if (!snapshot_crc && state == S_STATE_DIRTY) {
 		/*
 		 * Bit i of the on-disk bitmap is bit i % 8 of byte i / 8, i.e. the
 		 * words stored least significant byte first: a byte at a time, not a
@@ -696,6 +703,8 @@ static void slot_hdr_build(struct cache *c, const struct centry *e, uint8_t *h)
 		if (c->nblk % 8) {
 			h[S_OFF_BITMAP + c->nblk / 8] &= (uint8_t)((1u << (c->nblk % 8)) - 1);
 		}
+	} else if (snapshot_crc) {
+		put_be32(h + S_OFF_DATACRC, *snapshot_crc);
 	}
 	put_be32(h + S_OFF_CRC, crc32c(0, h, c->slot_hdr));
 }
@@ -972,7 +981,7 @@ static int journal_queue(struct cache *c, struct centry *e, struct cio *w, const
 	}
 	if (e->jhdr_stale || force_hdr) {
 		j->with_hdr = true;
-		slot_hdr_build(c, e, j->hdr);
+		slot_hdr_build(c, e, NULL, j->hdr);
 		e->jhdr_stale = false;
 	}
 	j->c = c;
@@ -1908,18 +1917,13 @@ static void journal_save_clean(struct cache *c)
 		struct centry *e = &c->e[s];
 		uint32_t len = e->used ? chunk_len(c, e->idx) : 0;
 		bool keep = e->used && !e->ndirty && e->nvalid >= chunk_blocks(c, e->idx);
+		uint32_t dcrc = keep ? crc32c(0, e->buf, len) : 0;
 
 		if (keep) {
 			rc = pwrite_full(c->jfd, e->buf, len, slot_off(c, s) + c->slot_hdr);
-		}
-		slot_hdr_build(c, e, h);
-		if (keep) {
-			put_be32(h + S_OFF_STATE, S_STATE_CLEAN);
-			put_be32(h + S_OFF_DATACRC, crc32c(0, e->buf, len));
-			put_be32(h + S_OFF_CRC, 0);
-			put_be32(h + S_OFF_CRC, crc32c(0, h, c->slot_hdr));
 			n++;
 		}
+		slot_hdr_build(c, e, keep ? &dcrc : NULL, h);
 		if (!rc) {
 			rc = pwrite_full(c->jfd, h, c->slot_hdr, slot_off(c, s));
 		}
@@ -2274,13 +2278,13 @@ static int recover_merge(struct cache *c, struct centry *o, struct centry *n)
 		rc = -errno;
 	}
 	if (!rc) {
-		slot_hdr_build(c, n, h);
+		slot_hdr_build(c, n, NULL, h);
 		rc = pwrite_full(c->jfd, h, c->slot_hdr, slot_off(c, n->slot));
 	}
 	if (!rc) {
 		o->ndirty = 0;
 		o->used = false;
-		slot_hdr_build(c, o, h);
+		slot_hdr_build(c, o, NULL, h);
 		rc = pwrite_full(c->jfd, h, c->slot_hdr, slot_off(c, o->slot));
 	}
 	if (!rc && fdatasync(c->jfd) != 0) {

@@ -1,10 +1,11 @@
 /*
- * util.c - CRC32C and number parsing.
+ * util.c - CRC32C, number parsing and small byte helpers.
  */
 #include <errno.h>
 #include <isa-l/crc.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "s3tgt/core.h"
 
@@ -115,4 +116,26 @@ int parse_size(const char *s, uint64_t *out)
 	}
 	*out = v;
 	return 0;
+}
+
+int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
+bool mem_is_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	/* Compare the buffer with itself shifted by one: libc's vectorised memcmp. */
+	return len == 0 || (b[0] == 0 && memcmp(b, b + 1, len - 1) == 0);
 }

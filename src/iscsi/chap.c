@@ -14,21 +14,6 @@
 
 #include "chap.h"
 
-
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 static int b64_value(char c)
 {
 	if (c >= 'A' && c <= 'Z') {
@@ -61,7 +46,7 @@ static int decode_hex(const char *s, uint8_t *out, size_t max)
 	}
 	/* RFC 7143 6.1: an odd number of digits has an implied leading zero. */
 	if (nd & 1) {
-		int v = hex_nibble(s[0]);
+		int v = hex_digit(s[0]);
 		if (v < 0) {
 			return -EINVAL;
 		}
@@ -69,7 +54,7 @@ static int decode_hex(const char *s, uint8_t *out, size_t max)
 		i = 1;
 	}
 	for (; i < nd; i += 2) {
-		int hi = hex_nibble(s[i]), lo = hex_nibble(s[i + 1]);
+		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
 		if (hi < 0 || lo < 0) {
 			return -EINVAL;
 		}

@@ -101,8 +101,11 @@ static void ctx_submit(struct scsi_cmd *cmd, struct scsi_io_ctx *c, enum store_o
 	}
 }
 
-/* Common store callback prologue: returns the cmd, or NULL if it was finished here. */
-static struct scsi_cmd *io_done(struct store_io *io, bool is_write)
+/*
+ * Common store callback prologue: returns the cmd, or NULL if it was finished
+ * here. A failed io is reported as a read or a write error by its own op.
+ */
+static struct scsi_cmd *io_done(struct store_io *io)
 {
 	struct scsi_io_ctx *c = io->cb_arg;
 	struct scsi_cmd *cmd = c->cmd;
@@ -111,7 +114,7 @@ static struct scsi_cmd *io_done(struct store_io *io, bool is_write)
 	if (io->status < 0) {
 		LOG_RATELIMIT(LOG_LEVEL_WARN, "scsi", "LUN %llu ITT 0x%08x: store io: %d",
 			      (unsigned long long)cmd->lu->lun, cmd->tag, io->status);
-		scsi_cmd_complete(cmd, scsi_errno_reason(io->status, is_write));
+		scsi_cmd_complete(cmd, scsi_errno_reason(io->status, io->op != STORE_OP_READ));
 		return NULL;
 	}
 	if (cmd->aborted) {
@@ -204,9 +207,10 @@ enum sense_reason sbc_parse_rw(struct scsi_cmd *cmd)
 	return set_xfer(cmd, n, len_byte);
 }
 
-static void read_done(struct store_io *io)
+/* The last store io of a command: complete it GOOD (errors are handled in io_done). */
+static void last_io_done(struct store_io *io)
 {
-	struct scsi_cmd *cmd = io_done(io, false);
+	struct scsi_cmd *cmd = io_done(io);
 
 	if (cmd) {
 		scsi_cmd_complete(cmd, SENSE_OK);
@@ -228,17 +232,7 @@ void sbc_exec_read(struct scsi_cmd *cmd)
 	c = get_ctx_or_fail(cmd);
 	if (c) {
 		ctx_submit(cmd, c, STORE_OP_READ, cmd->lba, cmd->nblocks, cmd->data_in, false,
-			   read_done);
-	}
-}
-
-/* The last store io of a command: complete it GOOD (errors are handled in io_done). */
-static void write_done(struct store_io *io)
-{
-	struct scsi_cmd *cmd = io_done(io, true);
-
-	if (cmd) {
-		scsi_cmd_complete(cmd, SENSE_OK);
+			   last_io_done);
 	}
 }
 
@@ -253,7 +247,7 @@ void sbc_exec_write(struct scsi_cmd *cmd)
 	c = get_ctx_or_fail(cmd);
 	if (c) {
 		ctx_submit(cmd, c, STORE_OP_WRITE, cmd->lba, cmd->nblocks, cmd->data_out,
-			   write_fua(cmd), write_done);
+			   write_fua(cmd), last_io_done);
 	}
 }
 
@@ -308,7 +302,7 @@ enum sense_reason sbc_parse_verify(struct scsi_cmd *cmd)
 
 static void verify_done(struct store_io *io)
 {
-	struct scsi_cmd *cmd = io_done(io, false);
+	struct scsi_cmd *cmd = io_done(io);
 	struct scsi_io_ctx *c;
 	uint32_t bs;
 	size_t len;
@@ -426,15 +420,10 @@ enum sense_reason sbc_parse_sync_cache(struct scsi_cmd *cmd)
 
 static void flush_done(struct store_io *io)
 {
-	struct scsi_cmd *cmd;
-
 	if (io->status == -ENOTSUP) {
 		io->status = 0; /* nothing volatile to flush */
 	}
-	cmd = io_done(io, true);
-	if (cmd) {
-		scsi_cmd_complete(cmd, SENSE_OK);
-	}
+	last_io_done(io);
 }
 
 static void flush_immed_done(struct store_io *io)
@@ -527,21 +516,11 @@ enum sense_reason sbc_parse_write_same(struct scsi_cmd *cmd)
 	return SENSE_OK;
 }
 
-static bool is_zero(const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (p[i]) {
-			return false;
-		}
-	}
-	return true;
-}
-
 static void ws_next(struct scsi_cmd *cmd);
 
 static void ws_piece_done(struct store_io *io)
 {
-	struct scsi_cmd *cmd = io_done(io, true);
+	struct scsi_cmd *cmd = io_done(io);
 
 	if (cmd) {
 		ws_next(cmd);
@@ -570,7 +549,7 @@ void sbc_exec_write_same(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
 	uint32_t bs = lu->block_size;
-	bool zero = (cmd->flags & CMD_NDOB) || is_zero(cmd->data_out, bs);
+	bool zero = (cmd->flags & CMD_NDOB) || mem_is_zero(cmd->data_out, bs);
 	struct scsi_io_ctx *c;
 	size_t cap;
 
@@ -589,12 +568,12 @@ void sbc_exec_write_same(struct scsi_cmd *cmd)
 		 * libiscsi's WriteSame*.UnmapUntilEnd expects exactly that.
 		 */
 		ctx_submit(cmd, c, STORE_OP_UNMAP, cmd->lba, cmd->nblocks, NULL, false,
-			   write_done);
+			   last_io_done);
 		return;
 	}
 	if (zero) {
 		ctx_submit(cmd, c, STORE_OP_WRITE_ZEROES, cmd->lba, cmd->nblocks, NULL,
-			   write_fua(cmd), write_done);
+			   write_fua(cmd), last_io_done);
 		return;
 	}
 	cap = SBC_WS_PIECE_BYTES / bs;
@@ -684,7 +663,7 @@ static void unmap_next(struct scsi_cmd *cmd);
 
 static void unmap_done(struct store_io *io)
 {
-	struct scsi_cmd *cmd = io_done(io, true);
+	struct scsi_cmd *cmd = io_done(io);
 
 	if (cmd) {
 		unmap_next(cmd);
@@ -820,7 +799,7 @@ enum sense_reason sbc_parse_caw(struct scsi_cmd *cmd)
 
 static void caw_read_done(struct store_io *io)
 {
-	struct scsi_cmd *cmd = io_done(io, false);
+	struct scsi_cmd *cmd = io_done(io);
 	struct scsi_io_ctx *c;
 	size_t len;
 
@@ -838,7 +817,7 @@ static void caw_read_done(struct store_io *io)
 		}
 	}
 	ctx_submit(cmd, c, STORE_OP_WRITE, cmd->lba, cmd->nblocks, cmd->data_out + len,
-		   write_fua(cmd), write_done);
+		   write_fua(cmd), last_io_done);
 }
 
 void sbc_exec_caw(struct scsi_cmd *cmd)
@@ -850,7 +829,7 @@ void sbc_exec_caw(struct scsi_cmd *cmd)
 
 static void orwrite_read_done(struct store_io *io)
 {
-	struct scsi_cmd *cmd = io_done(io, false);
+	struct scsi_cmd *cmd = io_done(io);
 	struct scsi_io_ctx *c;
 	size_t len;
 
@@ -863,7 +842,7 @@ static void orwrite_read_done(struct store_io *io)
 		c->buf[i] |= cmd->data_out[i];
 	}
 	ctx_submit(cmd, c, STORE_OP_WRITE, cmd->lba, cmd->nblocks, c->buf, write_fua(cmd),
-		   write_done);
+		   last_io_done);
 }
 
 /*

@@ -90,20 +90,6 @@ int store_register(const struct store_ops *ops)
 
 /* ---- URI parsing ---- */
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 /* Percent-decode s[0..len) into a new string; what names the part for errors. */
 static int pct_decode(const char *s, size_t len, char **out, const char *what, char *err,
 		      size_t errlen)
@@ -120,8 +106,8 @@ static int pct_decode(const char *s, size_t len, char **out, const char *what, c
 			d[j++] = s[i];
 			continue;
 		}
-		int hi = i + 2 < len ? hex_val(s[i + 1]) : -1;
-		int lo = i + 2 < len ? hex_val(s[i + 2]) : -1;
+		int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
+		int lo = i + 2 < len ? hex_digit(s[i + 2]) : -1;
 		if (hi < 0 || lo < 0) {
 			set_err(err, errlen, "%s: bad percent-encoding in '%.*s'", what, (int)len,
 				s);

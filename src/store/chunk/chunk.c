@@ -296,11 +296,6 @@ static int map_grow(struct chunk_store *cs, uint64_t nchunks)
 	return 0;
 }
 
-static bool is_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 /* ---- queues ---- */
 
 static unsigned bucket_of(uint64_t idx)
@@ -549,7 +544,7 @@ static void rmw_merge_and_store(struct chunk_op *op)
 			memset(op->buf + o->off, 0, o->len);
 		}
 	}
-	if (is_zero(op->buf, cs->chunk_size)) {
+	if (mem_is_zero(op->buf, cs->chunk_size)) {
 		if (map_test(cs, op->idx)) {
 			op_submit(op, STEP_DELETE);
 		} else {
@@ -735,7 +730,7 @@ static void split_pending(struct chunk_store *cs)
 			data = (uint8_t *)io->buf + IO_CURSOR(io);
 		}
 		if (io->op == STORE_OP_WRITE) {
-			zero = is_zero(data, len);
+			zero = mem_is_zero(data, len);
 		}
 		IO_CURSOR(io) += len;
 		if (IO_CURSOR(io) == io->len) {

@@ -132,12 +132,40 @@ static void test_be_accessors(void **state)
 	assert_int_equal(get_be32(b), 0xdeadbeef);
 }
 
+static void test_hex_digit(void **state)
+{
+	(void)state;
+	assert_int_equal(hex_digit('0'), 0);
+	assert_int_equal(hex_digit('9'), 9);
+	assert_int_equal(hex_digit('a'), 10);
+	assert_int_equal(hex_digit('F'), 15);
+	assert_int_equal(hex_digit('g'), -1);
+	assert_int_equal(hex_digit('/'), -1);
+	assert_int_equal(hex_digit('\0'), -1);
+}
+
+static void test_mem_is_zero(void **state)
+{
+	uint8_t b[4096] = {0};
+
+	(void)state;
+	assert_true(mem_is_zero(b, 0));
+	assert_true(mem_is_zero(b, 1));
+	assert_true(mem_is_zero(b, sizeof(b)));
+	b[sizeof(b) - 1] = 1;
+	assert_false(mem_is_zero(b, sizeof(b)));
+	assert_true(mem_is_zero(b, sizeof(b) - 1));
+	b[0] = 1;
+	assert_false(mem_is_zero(b, 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_crc32c_vectors),    cmocka_unit_test(test_crc32c_chaining),
 	    cmocka_unit_test(test_crc32c_wire_order), cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_parse_u64),	      cmocka_unit_test(test_be_accessors),
+	    cmocka_unit_test(test_hex_digit),	      cmocka_unit_test(test_mem_is_zero),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -525,7 +525,7 @@ static void test_random_linearizable(void **state)
 	assert_memory_equal(bufs[0], model, SIZE);
 	for (unsigned c = 0; c < NCH; c++) {
 		char key[32];
-		bool zero = is_zero(model + (size_t)c * CZ, CZ);
+		bool zero = mem_is_zero(model + (size_t)c * CZ, CZ);
 
 		chunk_key(key, sizeof(key), c);
 		assert_int_equal(fake_find(e.f, key) == NULL, zero);
@@ -599,8 +599,8 @@ static void test_zero_chunks_and_holes(void **state)
 	assert_int_equal(e.f->nreq[OBJ_GET], before + 1); /* RMW of the partial chunk */
 	assert_int_equal(fake_count(e.f), 1);
 	assert_int_equal(do_io(&e, STORE_OP_READ, 5 * CZ, 3 * CZ, buf), 0);
-	assert_true(is_zero(buf, 2 * CZ + 4096));
-	assert_false(is_zero(buf + 2 * CZ + 4096, CZ - 4096));
+	assert_true(mem_is_zero(buf, 2 * CZ + 4096));
+	assert_false(mem_is_zero(buf + 2 * CZ + 4096, CZ - 4096));
 	/* A full-chunk write of zeros to a mapped chunk deletes it: alone, a plain DELETE. */
 	memset(buf, 0, CZ);
 	assert_int_equal(do_io(&e, STORE_OP_WRITE, 7 * CZ, CZ, buf), 0);
@@ -809,8 +809,8 @@ static void test_unmap_batched(void **state)
 	assert_int_equal(run_len, (uint64_t)(NCH - 2) * CZ);
 	memset(buf, 0xee, SIZE);
 	assert_int_equal(do_io(&e, STORE_OP_READ, 0, SIZE, buf), 0);
-	assert_true(is_zero(buf + CZ / 2, SIZE - CZ));
-	assert_false(is_zero(buf, CZ / 2));
+	assert_true(mem_is_zero(buf + CZ / 2, SIZE - CZ));
+	assert_false(mem_is_zero(buf, CZ / 2));
 	assert_int_equal(((struct chunk_store *)e.st.priv)->running, 0);
 	/* Reopen: the deleted chunks are not listed again. */
 	chunk_store_close(&e.st);
