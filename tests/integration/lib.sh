@@ -108,6 +108,21 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# qio URL "cmd"...: qemu-io (options from the QIO_OPTS array, e.g. (-d unmap))
+# runs the commands on one session; fails on any error or pattern mismatch.
+QIO_OPTS=()
+qio() {
+	local url=$1 out args=() c
+	shift
+	for c in "$@"; do args+=(-c "$c"); done
+	out=$(timeout "${TMO:-120}" qemu-io -f raw "${QIO_OPTS[@]}" "${args[@]}" "$url" 2>&1) ||
+		{ echo "$out" >&2; return 1; }
+	if grep -qiE 'fail|error|mismatch' <<<"$out"; then
+		echo "$out" >&2
+		return 1
+	fi
+}
+
 # ---- a real S3 server -----------------------------------------------------
 RGW=$S3TGT_SRC/tests/integration/rgw.sh
 RGW_DIR=$T_DIR/rgw

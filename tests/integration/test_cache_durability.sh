@@ -27,16 +27,6 @@ CACHE="cache_size=32M&writeback_age=600000"
 LUN0="0=$BASE0&$CACHE&cache_dir=$T_DIR/cache0"
 LUN1="1=$BASE1&$CACHE"
 
-qio() { # URL "cmd"...: fail on any error or pattern mismatch
-	local url=$1 out args=() c
-	shift
-	for c in "$@"; do args+=(-c "$c"); done
-	out=$(timeout $TMO qemu-io -f raw "${args[@]}" "$url" 2>&1) || { echo "$out" >&2; return 1; }
-	if grep -qiE 'fail|error|mismatch' <<<"$out"; then
-		echo "$out" >&2
-		return 1
-	fi
-}
 
 # Pattern A (flushed): 8 pieces over chunks 0-15, some partial, some whole chunks.
 A_OFF=(0 $((MIB + 4096)) $((3 * MIB)) $((5 * MIB + 512)) $((8 * MIB)) $((11 * MIB + 65536)) $((13 * MIB)) $((15 * MIB + 1024)))

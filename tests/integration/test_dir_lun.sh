@@ -18,16 +18,7 @@ TMO=120
 VOL=$T_DIR/vol
 URI="dir:$VOL?size=64M&chunk_size=1M"
 
-qio() { # URL "cmd" [more -c cmds]: run qemu-io with discard enabled; fail on any error
-	local url=$1 out args=()
-	shift
-	for c in "$@"; do args+=(-c "$c"); done
-	out=$(timeout $TMO qemu-io -f raw -d unmap "${args[@]}" "$url" 2>&1) || { echo "$out" >&2; return 1; }
-	if grep -qiE 'fail|error|mismatch' <<<"$out"; then
-		echo "$out" >&2
-		return 1
-	fi
-}
+QIO_OPTS=(-d unmap)
 
 lun_sum() {
 	rm -f "$T_DIR/back.img"

@@ -19,16 +19,7 @@ TMO=60
 
 # qemu flushes on close unless its cache mode is "unsafe": with -t unsafe no
 # SYNCHRONIZE CACHE is sent, so the written data stays dirty in our cache.
-qio() { # URL "cmd"...: fail on any error or mismatch
-	local url=$1 out args=() c
-	shift
-	for c in "$@"; do args+=(-c "$c"); done
-	out=$(timeout $TMO qemu-io -t unsafe -f raw "${args[@]}" "$url" 2>&1) || { echo "$out" >&2; return 1; }
-	if grep -qiE 'fail|error|mismatch' <<<"$out"; then
-		echo "$out" >&2
-		return 1
-	fi
-}
+QIO_OPTS=(-t unsafe)
 # metric NAME LUN: value of NAME{target="$IQN",lun="LUN"} in /metrics (empty if absent)
 metric() {
 	curl -s --max-time 10 --unix-socket "$SOCK" http://localhost/metrics |

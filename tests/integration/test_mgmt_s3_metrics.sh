@@ -19,16 +19,6 @@ rgw_up "$BUCKET"
 # a 2 MiB cache of 1 MiB chunks: reading 8 MiB must evict
 URI="s3://$BUCKET/vol?size=16M&chunk_size=1M&endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1&cache_size=2M"
 
-qio() { # URL "cmd"...: fail on any error or mismatch
-	local url=$1 out args=() c
-	shift
-	for c in "$@"; do args+=(-c "$c"); done
-	out=$(timeout $TMO qemu-io -f raw "${args[@]}" "$url" 2>&1) || { echo "$out" >&2; return 1; }
-	if grep -qiE 'fail|error|mismatch' <<<"$out"; then
-		echo "$out" >&2
-		return 1
-	fi
-}
 METRICS=$T_DIR/metrics.txt
 scrape() { curl -s --max-time 10 --unix-socket "$SOCK" -o "$METRICS" http://localhost/metrics; }
 # val 'NAME{labels}': the sample's value (labels after target and lun)

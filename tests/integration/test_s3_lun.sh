@@ -45,16 +45,7 @@ has_chunk() { list_keys | grep -qx "$(chunk_key "$1")"; }
 no_chunk() { ! has_chunk "$1"; }
 has_manifest() { [ "$(s3curl -o /dev/null -w '%{http_code}' "$S3_ENDPOINT/$BUCKET/$PREFIX/manifest")" = 200 ]; }
 
-qio() { # URL "cmd"...: qemu-io with discard enabled; fail on any error or mismatch
-	local url=$1 out args=() c
-	shift
-	for c in "$@"; do args+=(-c "$c"); done
-	out=$(timeout $TMO qemu-io -f raw -d unmap "${args[@]}" "$url" 2>&1) || { echo "$out" >&2; return 1; }
-	if grep -qiE 'fail|error|mismatch' <<<"$out"; then
-		echo "$out" >&2
-		return 1
-	fi
-}
+QIO_OPTS=(-d unmap)
 lun_sum() {
 	rm -f "$T_DIR/back.img"
 	timeout $TMO qemu-img convert -f raw -O raw "$1" "$T_DIR/back.img" || return 1
