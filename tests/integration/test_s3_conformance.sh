@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# test_cache_conformance.sh - libiscsi's conformance suite (iscsi-test-cu -t ALL)
-# against a write-back cached S3 LUN on a real Ceph RGW (tests/integration/rgw.sh):
-# s3://...?cache_size=...&cache_dir=... . The skip/exclude list, the suite runner,
-# the CUnit parser and the result classes are test_conformance.sh's (its functions
-# are reused verbatim), so both runs judge the target the same way.
-# Results: $S3TGT_BUILD/conformance-cache.log and conformance-cache-results.tsv.
+# test_s3_conformance.sh - libiscsi's conformance suite (iscsi-test-cu -t ALL)
+# against the chunked stores, one daemon, three LUNs: a write-back cached S3 LUN
+# (s3://...?cache_size=...&cache_dir=...), an uncached S3 LUN, both on a real
+# Ceph RGW (tests/integration/rgw.sh), and a dir LUN. The skip/exclude list, the
+# suite runner, the CUnit parser and the result classes are test_conformance.sh's
+# (its functions are reused verbatim), so every run judges the target the same way.
+# Results: $S3TGT_BUILD/conformance-s3.log and conformance-s3-results.tsv.
 # Environment: CONF_SUITE_TIMEOUT [90], CONF_FILTER (suite glob) [*].
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -12,10 +13,10 @@ need iscsi-test-cu iscsi-inq stdbuf curl
 
 SUITE_TMO=${CONF_SUITE_TIMEOUT:-90}
 FILTER=${CONF_FILTER:-*}
-IQN=iqn.2026-11.io.s3tgt:cache-conformance
+IQN=iqn.2026-11.io.s3tgt:s3-conformance
 SKIPS_FILE=$S3TGT_SRC/tests/integration/conformance-skips.txt
-LOGF=$S3TGT_BUILD/conformance-cache.log
-TSV=$S3TGT_BUILD/conformance-cache-results.tsv
+LOGF=$S3TGT_BUILD/conformance-s3.log
+TSV=$S3TGT_BUILD/conformance-s3-results.tsv
 BUCKET=s3tgt-cache-conf
 
 # is_excluded, run_suite, skip_allowed and parse_cunit from test_conformance.sh.
@@ -40,11 +41,17 @@ fi
 
 rgw_up "$BUCKET"
 OPTS="endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
-URI="s3://$BUCKET/conf?size=1G&chunk_size=1M&$OPTS&cache_size=64M&cache_dir=$T_DIR/cache"
-
-start_daemon --target "$IQN" --state-dir "$T_DIR/state" --lun "0=$URI" || die "s3tgtd did not start"
-URL=$(lun_url $IQN 0)
-check "cached S3 LUN answers INQUIRY" inq_ok "$URL"
+# label=LUN=URI; small chunks keep the uncached LUNs' read-modify-writes cheap.
+LUNS=("cached-s3=0=s3://$BUCKET/conf?size=1G&chunk_size=1M&$OPTS&cache_size=64M&cache_dir=$T_DIR/cache"
+	"s3=1=s3://$BUCKET/conf-nocache?size=1G&chunk_size=64K&$OPTS"
+	"dir=2=dir:$T_DIR/dirlun?size=1G&chunk_size=64K")
+args=()
+for l in "${LUNS[@]}"; do args+=(--lun "${l#*=}"); done
+start_daemon --target "$IQN" --state-dir "$T_DIR/state" "${args[@]}" || die "s3tgtd did not start"
+for l in "${LUNS[@]}"; do
+	lun=${l#*=}
+	check "${l%%=*} LUN answers INQUIRY" inq_ok "$(lun_url $IQN "${lun%%=*}")"
+done
 
 SUITES=()
 while IFS=. read -r fam suite rest; do
@@ -57,13 +64,17 @@ while IFS=. read -r fam suite test; do
 done < <(iscsi-test-cu --list)
 [ "${#SUITES[@]}" -gt 0 ] || die "no conformance suite matches '$FILTER'"
 
-echo "# test_cache_conformance.sh $(date -u +%FT%TZ) $URI" >"$LOGF"
+echo "# test_s3_conformance.sh $(date -u +%FT%TZ) ${LUNS[*]}" >"$LOGF"
 printf 'lun\ttest\tresult\treason\n' >"$TSV"
+for l in "${LUNS[@]}"; do
+label=${l%%=*}
+lun=${l#*=}
+URL=$(lun_url $IQN "${lun%%=*}")
 NPASS=0 NFAIL=0 NSKIP=0 NEXCL=0
 for suite in "${SUITES[@]}"; do
 	rc=0
 	out=$(run_suite "$suite" "$URL") || rc=$?
-	printf '===== cached-s3 %s rc=%s\n%s\n' "$suite" "$rc" "$out" >>"$LOGF"
+	printf '===== %s %s rc=%s\n%s\n' "$label" "$suite" "$rc" "$out" >>"$LOGF"
 	got=$(parse_cunit <<<"$out")
 	while IFS= read -r name; do
 		[ -n "$name" ] || continue
@@ -88,11 +99,13 @@ for suite in "${SUITES[@]}"; do
 		SKIPPED) NSKIP=$((NSKIP + 1)) ;;
 		*) NFAIL=$((NFAIL + 1)); log "  $res ALL.$name $why" ;;
 		esac
-		printf 'cached-s3\t%s\t%s\t%s\n' "ALL.$name" "$res" "$why" >>"$TSV"
+		printf '%s\t%s\t%s\t%s\n' "$label" "ALL.$name" "$res" "$why" >>"$TSV"
 	done <<<"${EXPECT[$suite]}"
 	daemon_alive || die "daemon died during suite $suite (log: $DAEMON_LOG)"
 done
-log "conformance on the cached S3 LUN: $NPASS passed, $NFAIL failed, $NSKIP allowed skips, $NEXCL excluded"
-check_eq "conformance failures on the cached S3 LUN" 0 "$NFAIL"
+log "conformance on the $label LUN: $NPASS passed, $NFAIL failed, $NSKIP allowed skips, $NEXCL excluded"
+check_eq "conformance failures on the $label LUN" 0 "$NFAIL"
+check "conformance tests passed on the $label LUN" test "$NPASS" -gt 200
+done
 check "daemon stops cleanly (flushes the cache)" stop_daemon
 finish
