@@ -5,6 +5,10 @@
  * the schema { "portals", "state_dir", "nop_interval", "nop_timeout",
  * "targets": [ { "name", "alias", "luns": [ { "lun", "uri" } ], "acl",
  * "chap" } ] }.
+ *
+ * Only the shape of an argument is checked here. Names, LUN numbers and
+ * duplicates are checked once, by the management layer that every target and
+ * LUN goes through (mgmt_target_create, mgmt_lun_create), whatever its source.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -91,47 +95,6 @@ int daemon_config_add_lun_arg(struct daemon_config *cfg, const char *arg, char *
 		return -EINVAL;
 	}
 	return add_lun(&cfg->targets[cfg->ntargets - 1], lun, eq + 1);
-}
-
-int daemon_config_validate(const struct daemon_config *cfg, char *err, size_t errlen)
-{
-
-	if (cfg->nportals == 0) {
-		snprintf(err, errlen, "portals: at least one portal (host:port) is needed");
-		return -EINVAL;
-	}
-	if (cfg->ntargets == 0) {
-		snprintf(err, errlen, "targets: at least one target is needed");
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < cfg->ntargets; i++) {
-		const struct daemon_target *t = &cfg->targets[i];
-		/* The same rule as the management API (RFC 3720 3.2.6). */
-		if (!iscsi_name_is_valid(t->name)) {
-			snprintf(err, errlen,
-				 "targets[%zu].name: '%.64s' is not an iSCSI name (RFC 3720 3.2.6: "
-				 "iqn.YYYY-MM.domain[:id], eui.<16 hex>, naa.<16|32 hex>)",
-				 i, t->name);
-			return -EINVAL;
-		}
-		for (size_t j = 0; j < i; j++) {
-			if (strcasecmp(cfg->targets[j].name, t->name) == 0) {
-				snprintf(err, errlen, "targets[%zu].name: duplicate target %s", i,
-					 t->name);
-				return -EINVAL;
-			}
-		}
-		for (size_t k = 0; k < t->nluns; k++) {
-			for (size_t j = 0; j < k; j++) {
-				if (t->luns[j].lun == t->luns[k].lun) {
-					snprintf(err, errlen, "targets[%zu].luns[%zu].lun: duplicate LUN %llu",
-						 i, k, (unsigned long long)t->luns[k].lun);
-					return -EINVAL;
-				}
-			}
-		}
-	}
-	return 0;
 }
 
 void daemon_config_fini(struct daemon_config *cfg)

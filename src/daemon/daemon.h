@@ -33,8 +33,6 @@ int daemon_config_add_target(struct daemon_config *cfg, const char *name, const 
 /* Adds "N=URI" to the last target. */
 int daemon_config_add_lun_arg(struct daemon_config *cfg, const char *arg, char *err,
 			      size_t errlen);
-/* Names, LUN numbers, duplicates: 0 or -EINVAL with a message. */
-int daemon_config_validate(const struct daemon_config *cfg, char *err, size_t errlen);
 void daemon_config_fini(struct daemon_config *cfg);
 
 #endif

@@ -347,10 +347,6 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (quick && daemon_config_validate(&cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "s3tgtd: %s\n", err);
-		goto out;
-	}
 	if (api_listen && (!token_file || read_token(token_file, token, sizeof(token)) < 0)) {
 		fprintf(stderr, "s3tgtd: --api-listen needs --api-token-file with a token\n");
 		goto out;

@@ -2,7 +2,9 @@
 # test_cli.sh - the `s3tgt` CLI forms that scripts rely on (issue 4), against
 # a live daemon: tables by default, --json, --help on every command, exit
 # status 0 / non-zero with a one-line error, an unreachable daemon and a
-# socket that speaks something else get a clear message.
+# socket that speaks something else get a clear message. Also s3tgtd's own
+# quick-mode command line: bad names, duplicates and bad URIs are refused with
+# one line naming them.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mgmt_lib.sh"
@@ -96,4 +98,26 @@ check "unknown command: usage error" bash -c "cli frobnicate; [ \$? -eq 2 ]"
 check "missing argument: usage error" bash -c "cli lun create '$IQN' 3 2>/dev/null; [ \$? -eq 2 ]"
 check "--timeout accepted" cli --timeout 5 target list
 check "stop: clean exit" stop_daemon
+
+# The daemon's quick-mode command line goes through the same checks as the API:
+# exit 1 with one line that names what is wrong, and nothing left listening.
+# daemon_refuses WHAT ARGS...: s3tgtd exits 1 and its error line contains WHAT
+daemon_refuses() {
+	local what=$1 rc=0 err
+	shift
+	err=$(timeout 10 "$S3TGTD" --no-api --listen "127.0.0.1:$(free_port)" "$@" 2>&1 >/dev/null) || rc=$?
+	[ "$rc" -eq 1 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && [[ $err == *"$what"* ]]
+}
+check "s3tgtd: bad target name refused, named" \
+	daemon_refuses "'bad_name' is not an iSCSI name" --target bad_name
+check "s3tgtd: duplicate target (names compare case-insensitively) refused" \
+	daemon_refuses "target ${IQN^^} exists" --target "$IQN" --target "${IQN^^}"
+check "s3tgtd: duplicate LUN refused" daemon_refuses "LUN 0 exists" \
+	--target "$IQN" --lun 0=ram:?size=1M --lun 0=ram:?size=1M
+check "s3tgtd: unknown store refused" daemon_refuses "unknown store type 'bogus'" \
+	--target "$IQN" --lun 0=bogus:x
+check "s3tgtd: --lun before --target refused" daemon_refuses "give --target IQN first" \
+	--lun 0=ram:?size=1M
+check "s3tgtd: LUN number out of range refused" daemon_refuses "LUN must be 0..16383" \
+	--target "$IQN" --lun 16384=ram:?size=1M
 finish
