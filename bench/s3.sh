@@ -121,6 +121,39 @@ record() { # FIGURE VALUES...
 	say "   $f: ${R[$f]} (runs: $*)"
 }
 
+# ---- CPU accounting ----------------------------------------------------------------
+# RGW, s3tgtd and the initiator share this host's CPUs, so when they are all
+# busy a figure is bounded by the CPU time each GB costs all of them together.
+# cpu_begin / cpu_end FIGURE BYTES around a measurement add up, per figure, the
+# ticks of RGW (the mon, OSD and radosgw PIDs), of s3tgtd, of everything else
+# (the initiator or curl, softirq, kernel threads) and idle ticks, from
+# /proc/stat and /proc/PID/stat. The report divides them by the bytes moved.
+HZ=$(getconf CLK_TCK)
+declare -A CPUT # figure -> "bytes rgw s3tgtd other idle" (bytes, clock ticks)
+pid_ticks() { # PID... -> utime + stime of those still running, in ticks
+	local p t=0 x
+	for p in "$@"; do
+		# fields after "PID (comm) ": utime and stime are the 12th and 13th
+		x=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || x=0
+		t=$((t + ${x:-0}))
+	done
+	echo "$t"
+}
+cpu_snap() { # -> busy idle rgw s3tgtd (ticks, all CPUs)
+	# shellcheck disable=SC2086 # S3_PIDS is a list
+	echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)" \
+		"$(pid_ticks $S3_PIDS)" "$(pid_ticks ${S3_PID:-})"
+}
+CPU0=()
+cpu_begin() { read -ra CPU0 <<<"$(cpu_snap)"; }
+cpu_end() { # FIGURE BYTES (S3_PID must be the one cpu_begin saw)
+	local a o busy rgw tgt
+	read -ra a <<<"$(cpu_snap)"
+	read -ra o <<<"${CPUT[$1]:-0 0 0 0 0}"
+	busy=$((a[0] - CPU0[0])) rgw=$((a[2] - CPU0[2])) tgt=$((a[3] - CPU0[3]))
+	CPUT[$1]="$((o[0] + $2)) $((o[1] + rgw)) $((o[2] + tgt)) $((o[3] + busy - rgw - tgt)) $((o[4] + a[1] - CPU0[1]))"
+}
+
 # ---- 1. raw RGW ---------------------------------------------------------------
 # curl 7.88's --aws-sigv4 signs no x-amz-content-sha256, which RGW requires.
 S3CURL=(curl -sS --no-progress-meter --max-time 120 --aws-sigv4 "aws:amz:us-east-1:s3"
@@ -159,9 +192,11 @@ if want raw; then
 	head -c $((4 * MB)) /dev/urandom >"$WORK/obj4m"
 	for op in put get getrange; do
 		v=()
+		cpu_begin
 		for ((i = 0; i < REPS; i++)); do
 			if x=$(raw_phase $op); then v+=("$x"); fi
 		done
+		cpu_end "raw/$op" $((${#v[@]} * RAW_OBJS * 4 * MB))
 		record "raw/$op" "${v[@]}"
 	done
 fi
@@ -172,12 +207,14 @@ fi
 cell() {
 	local f=$1 url=$2 rw=$3 bs=$4 qd=$5 step=$6 count=$7 t v=() i
 	shift 7
+	cpu_begin
 	for ((i = 0; i < REPS; i++)); do
 		next_pattern
 		t=$(bench_once "$url" "$rw" "$bs" "$qd" "$step" "$count" "$@") && [ -n "$t" ] || continue
 		if [ "$bs" -ge $MB ]; then v+=("$(mbps $((bs * count)) "$t")")
 		else v+=("$(awk -v c="$count" -v t="$t" 'BEGIN { printf "%.0f", c / t }')"); fi
 	done
+	cpu_end "$f" $((${#v[@]} * bs * count))
 	record "$f" "${v[@]}"
 }
 lun_start() { # LOGNAME URI
@@ -240,7 +277,11 @@ if want cache; then
 		# a clean stop left cache_dir clean: a new empty one makes every read a GET
 		rm -rf "$WORK/cache-w"
 		lun_start cache "s3://$BUCKET/cached?size=1G&$S3OPTS&$CACHE&cache_dir=$WORK/cache-w"
-		t=$(bench_once "$URL" read $MB 8 $MB "$MIB") && [ -n "$t" ] && v+=("$(mbps $((MIB * MB)) "$t")")
+		cpu_begin
+		if t=$(bench_once "$URL" read $MB 8 $MB "$MIB") && [ -n "$t" ]; then
+			v+=("$(mbps $((MIB * MB)) "$t")")
+			cpu_end cache/coldread1m $((MIB * MB))
+		fi
 		s3tgtd_stop 120
 	done
 	record cache/coldread1m "${v[@]}"
@@ -357,6 +398,13 @@ ratio() { # A B -> A/B
 	[[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ && $b != 0 ]] || { echo "-"; return; }
 	awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
 }
+cpu_row() { # FIGURE -> a row of the CPU table, if the figure was measured
+	local c
+	read -ra c <<<"${CPUT[$1]:-0}"
+	[ "${c[0]}" -gt 0 ] || return 0
+	awk -v f="$1" -v b="${c[0]}" -v hz="$HZ" -v r="${c[1]}" -v t="${c[2]}" -v o="${c[3]}" -v i="${c[4]}" \
+		'BEGIN { g = b / 1e9 * hz; printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", f, r / g, t / g, o / g, (r + t + o) / g, i / g }'
+}
 row() { # LABEL FIGURE UNIT RATIO-TO-FIGURE COMPARED-WITH AIM
 	local r="-"
 	[ -n "$4" ] && r=$(ratio "$2" "$4")
@@ -397,7 +445,15 @@ row() { # LABEL FIGURE UNIT RATIO-TO-FIGURE COMPARED-WITH AIM
 		echo "| S3 requests, $COUNT_MIB MiB sequential write (1 MiB QD8) through a cached LUN, $((COUNT_MIB / 4)) chunks | ${R[count/put]} chunk PUTs, ${R[count/get]} chunk GETs, ${R[count/other]} other | $(awk -v p="${R[count/put]}" -v c=$((COUNT_MIB / 4)) 'BEGIN { printf "%.3f", p / c }') | PUTs per chunk | ≤ 1.05, 0 GETs |"
 	fi
 	echo
-	[ -z "${R[count/otherlist]:-}" ] || echo "Other S3 requests while counting: ${R[count/otherlist]}."
+	echo "Where the CPU goes: CPU-seconds per GB (10^9 bytes) moved, summed over all runs of the"
+	echo "figure, on this host's $(nproc) CPUs (RGW = its mon, OSD and radosgw; other = the initiator"
+	echo "or curl, softirq, kernel threads). Busy + idle = $(nproc) x the wall time per GB."
+	echo
+	echo "| figure | RGW | s3tgtd | other | busy | idle |"
+	echo "|---|---|---|---|---|---|"
+	for f in raw/put raw/get raw/getrange lun/seqwrite4m lun/seqread1m cache/coldread1m; do
+		cpu_row "$f"
+	done
 	echo "Runs: $(for f in "${!RUNS[@]}"; do echo "$f=[${RUNS[$f]}]"; done | sort | tr '\n' ' ')"
 	[ -z "$S3B_NOTE" ] || { echo; echo "$S3B_NOTE"; }
 } | tee "$OUT"
