@@ -39,11 +39,13 @@ RUN_LUN_URI ?= dir:$(abspath $(DATA))/default?size=1G
 # Every configuration must build warning-free: the optimised gcc build (some
 # warnings only appear at -O2) and the clang libFuzzer build, whose harnesses
 # then run briefly from their seed corpora. Then unit tests, fuzz-corpus replays
-# and integration tests, all under ASan+UBSan.
+# and the daemon under valgrind memcheck (plain build), and unit tests, fuzz-corpus
+# replays and integration tests under ASan+UBSan.
 test:
 	@scripts/install-deps.sh test
 	@$(MAKE) --no-print-directory build fuzz
 	scripts/fuzz-smoke.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	cd $(BUILD) && ctest --output-on-failure -j2 -L valgrind --no-tests=error
 	@$(MAKE) --no-print-directory asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j1 $(CTEST_ARGS)
 FUZZ_SECONDS ?= 15

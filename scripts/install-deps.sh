@@ -10,7 +10,7 @@ what=${1:-test}
 
 build=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
 	libisal-dev liburing-dev libcurl4-openssl-dev libssl-dev libjansson-dev
-	libmicrohttpd-dev libxml2-dev libcmocka-dev)
+	libmicrohttpd-dev libxml2-dev libcmocka-dev valgrind)
 # Real initiators and a real S3 server for the integration tests; the kernel
 # initiator test boots a Debian kernel under QEMU (packages downloaded, not installed).
 test=(libiscsi-bin qemu-utils qemu-block-extra qemu-system-x86 kmod cpio e2fsprogs curl
