@@ -1087,6 +1087,7 @@ static int run_sync(struct s3_client *cl, struct s3_op *op)
 		pthread_mutex_unlock(&w.m);
 		rc = op->status;
 	}
+	op->waiter = NULL; /* w dies with this frame */
 	pthread_cond_destroy(&w.c);
 	pthread_mutex_destroy(&w.m);
 	return rc;
