@@ -18,6 +18,9 @@
 #             This is the ceiling for everything else. Also 1 MiB ranged
 #             GETs at concurrency 8: what the uncached LUN sends for 1 MiB QD8
 #             reads (it fetches only the bytes asked for).
+#   paired    the cells with an aim are also compared with one raw pass of
+#             the same kind run just before each of their runs, which takes
+#             RGW's drift during the run out of the ratio.
 #   lun       s3://...?chunk_size=4M, no cache: 1 MiB sequential write and read
 #             QD8, 4 MiB chunk-aligned sequential write QD8 (also with
 #             sign_payload=1), 4 KiB random write QD32 (bounded to 256
@@ -202,20 +205,39 @@ if want raw; then
 fi
 
 # ---- s3tgtd cells ---------------------------------------------------------------
+# RGW's own speed drifts during a run (raw GET passes of one run differ by up to
+# 20 %), so a ratio to the raw phase at the start also measures that drift. The
+# cells with an aim are therefore also paired: PAIR=put|get runs one raw pass of
+# that kind just before each run of the cell, recorded as FIGURE/ceiling, and the
+# report gives the ratio to those passes too. CPU accounting covers the cell's runs
+# only, not the paired passes.
+PAIR=""
+pair_raw() { # FIGURE: one raw pass of kind $PAIR into PAIRED[FIGURE]
+	local x
+	[ -n "$PAIR" ] && want raw || return 0
+	x=$(raw_phase "$PAIR") && PAIRED[$1]+="$x "
+}
+declare -A PAIRED # figure -> raw passes run just before its runs
+record_pair() { # FIGURE
+	# shellcheck disable=SC2086 # a list of numbers
+	[ -z "${PAIRED[$1]:-}" ] || record "$1/ceiling" ${PAIRED[$1]}
+}
 # cell FIGURE URL rw bs qd step count [qemu-img bench options] -> R[FIGURE] (MB/s,
 # or IOPS for 4 KiB), REPS runs; a run that fails is left out
 cell() {
 	local f=$1 url=$2 rw=$3 bs=$4 qd=$5 step=$6 count=$7 t v=() i
 	shift 7
-	cpu_begin
 	for ((i = 0; i < REPS; i++)); do
+		pair_raw "$f"
 		next_pattern
+		cpu_begin
 		t=$(bench_once "$url" "$rw" "$bs" "$qd" "$step" "$count" "$@") && [ -n "$t" ] || continue
+		cpu_end "$f" $((bs * count))
 		if [ "$bs" -ge $MB ]; then v+=("$(mbps $((bs * count)) "$t")")
 		else v+=("$(awk -v c="$count" -v t="$t" 'BEGIN { printf "%.0f", c / t }')"); fi
 	done
-	cpu_end "$f" $((${#v[@]} * bs * count))
 	record "$f" "${v[@]}"
+	record_pair "$f"
 }
 lun_start() { # LOGNAME URI
 	local i
@@ -236,8 +258,8 @@ if want lun; then
 	say "== s3tgtd S3 LUN, no cache (chunk_size=4M)"
 	lun_start lun "s3://$BUCKET/nocache?size=1G&$S3OPTS"
 	cell lun/seqwrite1m "$URL" write $MB 8 $MB "$MIB"
-	cell lun/seqread1m "$URL" read $MB 8 $MB "$MIB"
-	cell lun/seqwrite4m "$URL" write $((4 * MB)) 8 $((4 * MB)) $((MIB / 4))
+	PAIR=get cell lun/seqread1m "$URL" read $MB 8 $MB "$MIB"
+	PAIR=put cell lun/seqwrite4m "$URL" write $((4 * MB)) 8 $((4 * MB)) $((MIB / 4))
 	cell lun/randwrite4k "$URL" write 4096 32 $RSTEP 256
 	s3tgtd_stop 60
 	lun_start lun-signed "s3://$BUCKET/nocache?size=1G&$S3OPTS&sign_payload=1"
@@ -262,6 +284,7 @@ if want cache; then
 	IDLE=$(printf '%s\n' "${idle[@]}" | median)
 	v=() vf=()
 	for ((i = 0; i < REPS; i++)); do
+		PAIR=put pair_raw cache/seqwrite1m-flush
 		next_pattern
 		t0=$(now)
 		t=$(bench_once "$URL" write $MB 8 $MB "$MIB") && [ -n "$t" ] || continue
@@ -270,12 +293,14 @@ if want cache; then
 		vf+=("$(mbps $((MIB * MB)) "$wall")")
 	done
 	record cache/seqwrite1m-flush "${vf[@]}"
+	record_pair cache/seqwrite1m-flush
 	record cache/seqwrite1m-ack "${v[@]}"
 	s3tgtd_stop 120
 	v=()
 	for ((i = 0; i < REPS; i++)); do
 		# a clean stop left cache_dir clean: a new empty one makes every read a GET
 		rm -rf "$WORK/cache-w"
+		PAIR=get pair_raw cache/coldread1m
 		lun_start cache "s3://$BUCKET/cached?size=1G&$S3OPTS&$CACHE&cache_dir=$WORK/cache-w"
 		cpu_begin
 		if t=$(bench_once "$URL" read $MB 8 $MB "$MIB") && [ -n "$t" ]; then
@@ -285,6 +310,7 @@ if want cache; then
 		s3tgtd_stop 120
 	done
 	record cache/coldread1m "${v[@]}"
+	record_pair cache/coldread1m
 
 	lun_start cache-rand "s3://$BUCKET/rand?size=${RAND_MIB}M&$S3OPTS&$CACHE&cache_dir=$WORK/cache-r"
 	next_pattern
@@ -423,13 +449,17 @@ row() { # LABEL FIGURE UNIT RATIO-TO-FIGURE COMPARED-WITH AIM
 	row "raw RGW ranged GET 1 MiB, concurrency 8 (curl; the uncached LUN's requests)" raw/getrange MB/s raw/get "raw GET" ""
 	row "S3 LUN, no cache: seq write 1 MiB QD8" lun/seqwrite1m MB/s raw/put "raw PUT" ""
 	row "S3 LUN, no cache: seq write 4 MiB QD8 (chunk-aligned)" lun/seqwrite4m MB/s raw/put "raw PUT" "≥ 0.90"
+	row "S3 LUN, no cache: seq write 4 MiB QD8, paired (raw PUT pass just before each run)" lun/seqwrite4m MB/s lun/seqwrite4m/ceiling "paired raw PUT ($(val lun/seqwrite4m/ceiling MB/s))" "≥ 0.90"
 	row "S3 LUN, no cache: seq write 4 MiB QD8, sign_payload=1 (SHA-256 of every body)" lun/seqwrite4m-signed MB/s raw/put "raw PUT" ""
 	row "S3 LUN, no cache: seq read 1 MiB QD8" lun/seqread1m MB/s raw/get "raw GET" "≥ 0.90"
 	row "S3 LUN, no cache: seq read 1 MiB QD8, against the same requests raw" lun/seqread1m MB/s raw/getrange "raw ranged GET" ""
+	row "S3 LUN, no cache: seq read 1 MiB QD8, paired (raw GET pass just before each run)" lun/seqread1m MB/s lun/seqread1m/ceiling "paired raw GET ($(val lun/seqread1m/ceiling MB/s))" "≥ 0.90"
 	row "S3 LUN, no cache: random write 4 KiB QD32" lun/randwrite4k IOPS "" "" ""
 	row "cached S3 LUN: seq write 1 MiB QD8 + SYNCHRONIZE CACHE" cache/seqwrite1m-flush MB/s raw/put "raw PUT" "≥ 0.90"
+	row "cached S3 LUN: seq write + SYNCHRONIZE CACHE, paired (raw PUT pass just before each run)" cache/seqwrite1m-flush MB/s cache/seqwrite1m-flush/ceiling "paired raw PUT ($(val cache/seqwrite1m-flush/ceiling MB/s))" "≥ 0.90"
 	row "cached S3 LUN: seq write 1 MiB QD8 (acknowledged from cache)" cache/seqwrite1m-ack MB/s raw/put "raw PUT" ""
 	row "cached S3 LUN: cold read 1 MiB QD8 (empty cache)" cache/coldread1m MB/s raw/get "raw GET" "≥ 0.90"
+	row "cached S3 LUN: cold read, paired (raw GET pass just before each run)" cache/coldread1m MB/s cache/coldread1m/ceiling "paired raw GET ($(val cache/coldread1m/ceiling MB/s))" "≥ 0.90"
 	row "cached S3 LUN: random write 4 KiB QD32 (${RAND_MIB} MiB, in cache)" cache/randwrite4k IOPS tgt/randwrite4k "tgt file" "≥ 1"
 	row "tgt rdwr file store (/dev/shm): random write 4 KiB QD32" tgt/randwrite4k IOPS "" "" ""
 	row "s3backer: write dd bs=4M + unmount (data in S3)" s3backer/write MB/s raw/put "raw PUT" ""
