@@ -5,11 +5,12 @@
  * central checks in lu.c then run before any exec function.
  *
  * Multi-step commands (VERIFY, COMPARE AND WRITE, WRITE SAME, UNMAP) run as a
- * small state machine on their scsi_io_ctx, one store io at a time:
+ * small state machine on their scsi_io_ctx, one store io at a time (UNMAP:
+ * several, see unmap_pump):
  *
  *   CAW:        READ ──compare──> WRITE ──> done        (miscompare: done)
  *   WRITE SAME: [WRITE piece]* | WRITE_ZEROES | UNMAP ──> done
- *   UNMAP:      [UNMAP descriptor]* ──> done
+ *   UNMAP:      up to 8 UNMAP descriptors at a time ──> done
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -659,33 +660,74 @@ enum sense_reason sbc_parse_unmap(struct scsi_cmd *cmd)
 	return SENSE_OK;
 }
 
-static void unmap_next(struct scsi_cmd *cmd);
+/*
+ * UNMAP runs up to UNMAP_INFLIGHT descriptors at once: a store that deletes
+ * objects pays a round trip per descriptor, and initiators send lists of
+ * hundreds (Windows retrim, VMware). Overlapping descriptors are harmless:
+ * deallocation is idempotent and every store orders the operations on one
+ * chunk itself. The store_ios live in the ctx's scratch buffer, a bit in
+ * c->step marks each one in flight, c->pos holds the first failure, and the
+ * command completes when the last io in flight does.
+ */
+#define UNMAP_INFLIGHT 8
+_Static_assert(UNMAP_INFLIGHT <= 32, "c->step is the in-flight bitmap");
+
+static void unmap_pump(struct scsi_cmd *cmd);
 
 static void unmap_done(struct store_io *io)
 {
-	struct scsi_cmd *cmd = io_done(io);
+	struct scsi_io_ctx *c = io->cb_arg;
+	struct scsi_cmd *cmd = c->cmd;
 
-	if (cmd) {
-		unmap_next(cmd);
+	cmd->pending--;
+	c->step &= ~(1u << (io - (struct store_io *)c->buf));
+	if (io->status < 0 && c->pos == SENSE_OK) {
+		LOG_RATELIMIT(LOG_LEVEL_WARN, "scsi", "LUN %llu ITT 0x%08x: store unmap: %d",
+			      (unsigned long long)cmd->lu->lun, cmd->tag, io->status);
+		c->pos = scsi_errno_reason(io->status, true);
 	}
+	unmap_pump(cmd);
 }
 
-static void unmap_next(struct scsi_cmd *cmd)
+static void unmap_pump(struct scsi_cmd *cmd)
 {
 	struct scsi_io_ctx *c = cmd->priv;
+	struct store_io *ios = (struct store_io *)c->buf;
 
-	while (c->idx < c->end) {
+	while (c->pos == SENSE_OK && !cmd->aborted && c->idx < c->end &&
+	       cmd->pending < UNMAP_INFLIGHT) {
 		const uint8_t *p = cmd->data_out + UNMAP_HDR + (size_t)c->idx * UNMAP_DESC;
-		uint64_t lba = get_be64(p);
 		uint64_t n = get_be32(p + 8);
+		struct store_io *io;
+		unsigned slot = 0;
+		int rc;
 
 		c->idx++;
-		if (n) {
-			ctx_submit(cmd, c, STORE_OP_UNMAP, lba, n, NULL, false, unmap_done);
-			return;
+		if (n == 0) {
+			continue;
+		}
+		while (c->step & (1u << slot)) {
+			slot++;
+		}
+		io = &ios[slot];
+		memset(io, 0, sizeof(*io));
+		io->op = STORE_OP_UNMAP;
+		io->offset = get_be64(p) * cmd->lu->block_size;
+		io->len = n * cmd->lu->block_size;
+		io->cb = unmap_done;
+		io->cb_arg = c;
+		c->step |= 1u << slot;
+		cmd->pending++;
+		rc = store_submit(cmd->lu->st, io);
+		if (rc < 0) {
+			cmd->pending--;
+			c->step &= ~(1u << slot);
+			c->pos = scsi_errno_reason(rc, true);
 		}
 	}
-	scsi_cmd_complete(cmd, SENSE_OK);
+	if (cmd->pending == 0) {
+		scsi_cmd_complete(cmd, (enum sense_reason)c->pos);
+	}
 }
 
 void sbc_exec_unmap(struct scsi_cmd *cmd)
@@ -701,13 +743,19 @@ void sbc_exec_unmap(struct scsi_cmd *cmd)
 	if (!c) {
 		return;
 	}
+	if (ctx_buf(c, UNMAP_INFLIGHT * sizeof(struct store_io)) < 0) {
+		scsi_cmd_complete(cmd, SENSE_INTERNAL_FAILURE);
+		return;
+	}
 	c->idx = 0;
+	c->step = 0;
+	c->pos = SENSE_OK;
 	c->end = get_be16(cmd->data_out + 2);
 	if (c->end > cmd->xfer_len - UNMAP_HDR) {
 		c->end = cmd->xfer_len - UNMAP_HDR;
 	}
 	c->end /= UNMAP_DESC;
-	unmap_next(cmd);
+	unmap_pump(cmd);
 }
 
 /* ---------------------------------------------------- GET LBA STATUS */

@@ -183,6 +183,84 @@ static void test_sanitize(void **state)
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
 }
 
+/*
+ * UNMAP with many descriptors keeps 8 in flight, completes once the last one
+ * does, reports the first failure, and stops submitting after a failure or
+ * an abort.
+ */
+static void unmap_list(uint8_t *param, unsigned ndesc, uint64_t first_lba)
+{
+	memset(param, 0, 8 + 16 * ndesc);
+	put_be16(param, (uint16_t)(6 + 16 * ndesc));
+	put_be16(param + 2, (uint16_t)(16 * ndesc));
+	for (unsigned i = 0; i < ndesc; i++) {
+		/* descriptor 3 is empty (skipped), 5 overlaps 4 */
+		put_be64(param + 8 + 16 * i, first_lba + (i == 5 ? 4 * 8 + 2 : i * 8));
+		put_be32(param + 8 + 16 * i + 8, i == 3 ? 0 : 4);
+	}
+}
+
+static void test_unmap_concurrent(void **state)
+{
+	struct fx *f = *state;
+	struct gate_store *g = f->st->priv;
+	uint8_t cdb[10] = { 0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t param[8 + 16 * 12];
+	struct scsi_cmd c;
+
+	memset(g->mem, 0xee, 1024 * 1024);
+	unmap_list(param, 12, 0);
+	cdb[8] = sizeof(param);
+	g->gate = true;
+	cmd_init(f, &c, &f->nexus, cdb, 10, param, sizeof(param));
+	scsi_cmd_submit(&c);
+	assert_int_equal(g->nheld, 8); /* 8 of the 11 non-empty ones at once */
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(g->held[i]->op, STORE_OP_UNMAP);
+	}
+	g->gate = false;
+	gate_release(f->st);
+	fx_wait(f, 1);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(g->nsubmitted, 11);
+	for (unsigned i = 0; i < 12; i++) {
+		/* descriptor i names blocks i*8..i*8+3, except 3 (empty) and 5 (34..37) */
+		uint8_t want = (i == 3 || i == 5) ? 0xee : 0;
+
+		assert_int_equal(g->mem[i * 8 * 512], want);
+		assert_int_equal(g->mem[(i * 8 + 4) * 512 - 1], want);
+		assert_int_equal(g->mem[(i * 8 + 4) * 512], i == 4 ? 0 : 0xee);
+	}
+	assert_int_equal(g->mem[38 * 512 - 1], 0);
+	assert_int_equal(g->mem[38 * 512], 0xee);
+
+	/* All 8 in flight fail: one CHECK CONDITION, nothing more is submitted. */
+	g->nsubmitted = 0;
+	g->gate = true;
+	cmd_init(f, &c, &f->nexus, cdb, 10, param, sizeof(param));
+	scsi_cmd_submit(&c);
+	assert_int_equal(g->nheld, 8);
+	g->fail_status = -EIO;
+	gate_release(f->st);
+	fx_wait(f, 1);
+	g->fail_status = 0;
+	assert_int_equal(c.status, SCSI_STATUS_CHECK_CONDITION);
+	assert_int_equal(c.sense[2] & 0x0f, 3);
+	assert_int_equal(g->nsubmitted, 8);
+
+	/* Aborted with 8 in flight: TASK ABORTED once they are back, nothing more sent. */
+	g->nsubmitted = 0;
+	cmd_init(f, &c, &f->nexus, cdb, 10, param, sizeof(param));
+	scsi_cmd_submit(&c);
+	assert_int_equal(g->nheld, 8);
+	scsi_cmd_abort(&c);
+	g->gate = false;
+	gate_release(f->st);
+	fx_wait(f, 1);
+	assert_int_equal(c.status, SCSI_STATUS_TASK_ABORTED);
+	assert_int_equal(g->nsubmitted, 8);
+}
+
 static void test_rsoc_new_ops(void **state)
 {
 	struct fx *f = *state;
@@ -217,6 +295,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_defect, fx_setup_gate, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sanitize, fx_setup_gate, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_rsoc_new_ops, fx_setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unmap_concurrent, fx_setup_gate, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
