@@ -50,7 +50,7 @@ static void usage(FILE *f)
 
 	fprintf(f,
 		"usage: s3tgtd --config FILE [--listen HOST:PORT] [--api-socket PATH]\n"
-		"       s3tgtd --listen HOST:PORT [--listen [::1]:PORT] --target IQN\n"
+		"       s3tgtd [--listen HOST:PORT ...] --target IQN\n"
 		"              --lun N=URI [--lun N=URI ...] [--target IQN --lun ...]\n"
 		"              [--state-dir DIR] [--api-socket PATH]\n"
 		"options:\n"
