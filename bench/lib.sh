@@ -42,9 +42,10 @@ wait_listen() { # PORT PID
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-# machine() prints "N vCPU <model>, Linux <release>" for report headers
+# machine() prints "N vCPU <model>, Linux <release>" for report headers (N online
+# CPUs, not those this process may use: bench/s3.sh -P narrows its own affinity)
 machine() {
-	echo "$(nproc) vCPU $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r)"
+	echo "$(getconf _NPROCESSORS_ONLN) vCPU $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r)"
 }
 
 # ---- s3tgtd -------------------------------------------------------------------

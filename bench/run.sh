@@ -158,7 +158,7 @@ ratio() { # a b
 	awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
 }
 {
-	echo "Run $(date -u +%F) on $(nproc) vCPU $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r);"
+	echo "Run $(date -u +%F) on $(getconf _NPROCESSORS_ONLN) vCPU $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r);"
 	echo "qemu-img $(qemu-img --version | sed -n 's/.*version \([^ ]*\).*/\1/p'), tgt $(dpkg-query -W -f='${Version}' tgt 2>/dev/null || echo -);"
 	echo "median of $REPS runs of ~${DUR} s each; IOPS (MB/s = 10^6 bytes/s); total $(($(date +%s) - T_START)) s;"
 	echo "load average before the run: $LOAD0."

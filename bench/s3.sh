@@ -2,11 +2,15 @@
 # s3.sh - S3 store benchmark: raw RGW, s3tgtd's S3 LUN with and without the
 # write-back cache, tgt's file store and s3backer, in one run on one Ceph RGW.
 #
-# usage: bench/s3.sh [-o FILE.md] [-r REPS] [-m MIB] [-T LIST]
+# usage: bench/s3.sh [-o FILE.md] [-r REPS] [-m MIB] [-T LIST] [-P]
 #   -o FILE   also write the markdown report to FILE   [$BUILD/bench-s3-results.md]
 #   -r REPS   runs per figure; the table shows the median      [3]
 #   -m MIB    MiB moved by one sequential run (multiple of 4)  [256]
 #   -T LIST   what to measure     [raw,lun,cache,tgt,s3backer,count]
+#   -P        pin RGW (all its processes) to CPU 0 and everything else (curl,
+#             s3tgtd, the initiators, tgt, s3backer) to the other CPUs, as if
+#             S3 ran on other machines: the client side's CPU cost no longer
+#             takes from RGW's. Needs at least 2 CPUs and taskset.
 # Environment: S3TGTD (daemon binary) [build/s3tgtd], BUILD [build].
 #
 # The RGW is tests/integration/rgw.sh's (Ceph RGW 16.2, memstore OSD: objects
@@ -52,9 +56,10 @@ OUT=""
 REPS=3
 MIB=256
 WHAT=raw,lun,cache,tgt,s3backer,count
-while getopts "o:r:m:T:h" o; do
+PIN=0
+while getopts "o:r:m:T:Ph" o; do
 	case $o in
-	o) OUT=$OPTARG ;; r) REPS=$OPTARG ;; m) MIB=$OPTARG ;; T) WHAT=$OPTARG ;;
+	o) OUT=$OPTARG ;; r) REPS=$OPTARG ;; m) MIB=$OPTARG ;; T) WHAT=$OPTARG ;; P) PIN=1 ;;
 	*) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
@@ -110,6 +115,16 @@ export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
 unset AWS_SESSION_TOKEN AWS_PROFILE || true
 S3OPTS="chunk_size=4M&endpoint=$S3_ENDPOINT&path_style=1&region=us-east-1"
 say "RGW at $S3_ENDPOINT (pids $S3_PIDS)"
+PINNED=""
+if [ "$PIN" = 1 ]; then
+	[ "$(getconf _NPROCESSORS_ONLN)" -ge 2 ] && command -v taskset >/dev/null || { say "-P needs 2 CPUs and taskset"; exit 2; }
+	# shellcheck disable=SC2086 # a list of PIDs
+	for p in $S3_PIDS; do taskset -a -p -c 0 "$p" >/dev/null; done
+	# every process this script starts from now on inherits its affinity
+	taskset -p -c "1-$(($(getconf _NPROCESSORS_ONLN) - 1))" $$ >/dev/null
+	PINNED=" RGW pinned to CPU 0, everything else to CPUs 1-$(($(getconf _NPROCESSORS_ONLN) - 1)) (-P);"
+	say "pinned:$PINNED"
+fi
 
 declare -A R   # figure -> median value
 declare -A RUNS # figure -> all runs
@@ -439,7 +454,7 @@ row() { # LABEL FIGURE UNIT RATIO-TO-FIGURE COMPARED-WITH AIM
 {
 	echo "Run $(date -u +%F) on $(machine); $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM;"
 	echo "radosgw $(dpkg-query -W -f='${Version}' radosgw 2>/dev/null || echo -) (memstore OSD), qemu-img $(qemu-img --version | sed -n 's/.*version \([^ ]*\).*/\1/p'), tgt $(dpkg-query -W -f='${Version}' tgt 2>/dev/null || echo -), s3backer $(dpkg-query -W -f='${Version}' s3backer 2>/dev/null || echo -);"
-	echo "\`bench/s3.sh -r $REPS -m $MIB -T $WHAT\`: median of $REPS runs, $MIB MiB per sequential run; MB/s = 10^6 bytes/s; total $T_TOTAL s;"
+	echo "\`bench/s3.sh -r $REPS -m $MIB -T $WHAT$([ "$PIN" = 1 ] && echo " -P")\`: median of $REPS runs, $MIB MiB per sequential run; MB/s = 10^6 bytes/s; total $T_TOTAL s;$PINNED"
 	echo "load average before the run: $LOAD0, after: $LOAD1."
 	echo
 	echo "| figure | result | ratio | ratio to | aim |"
@@ -476,8 +491,8 @@ row() { # LABEL FIGURE UNIT RATIO-TO-FIGURE COMPARED-WITH AIM
 	fi
 	echo
 	echo "Where the CPU goes: CPU-seconds per GB (10^9 bytes) moved, summed over all runs of the"
-	echo "figure, on this host's $(nproc) CPUs (RGW = its mon, OSD and radosgw; other = the initiator"
-	echo "or curl, softirq, kernel threads). Busy + idle = $(nproc) x the wall time per GB."
+	echo "figure, on this host's $(getconf _NPROCESSORS_ONLN) CPUs (RGW = its mon, OSD and radosgw; other = the initiator"
+	echo "or curl, softirq, kernel threads). Busy + idle = $(getconf _NPROCESSORS_ONLN) x the wall time per GB."
 	echo
 	echo "| figure | RGW | s3tgtd | other | busy | idle |"
 	echo "|---|---|---|---|---|---|"
