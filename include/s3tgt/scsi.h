@@ -97,8 +97,6 @@ struct scsi_cmd {
 	uint32_t nblocks;
 	uint32_t flags;
 	int state;
-	uint32_t pending; /* outstanding store ios */
-	int io_status;
 	void *priv;
 	uint64_t priv_u64[4];
 };

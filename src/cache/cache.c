@@ -22,8 +22,9 @@
  * the slot's own buffer (no read, no copy; a write arriving meanwhile first
  * moves the slot to the upload's spare buffer); otherwise one lower read of
  * the chunk into the spare buffer, the missing blocks are filled into the
- * slot (it is valid from then on: merged once), then the full-chunk write. `gen` counts writes into the slot; if it
- * moved while uploading the slot stays dirty and is uploaded again.
+ * slot (it is valid from then on: merged once), then the full-chunk write.
+ * `gen` counts writes into the slot; if it moved while uploading the slot
+ * stays dirty and is uploaded again.
  *
  * Invariants:
  *  - At most one upload per slot; a dirty or uploading slot is never evicted.
@@ -683,15 +684,21 @@ static uint64_t slot_off(const struct cache *c, uint32_t slot)
 static void slot_hdr_build(struct cache *c, const struct centry *e, const uint32_t *snapshot_crc,
 			   uint8_t *h)
 {
-	uint32_t state = e->used && e->ndirty ? S_STATE_DIRTY : S_STATE_FREE;
+	uint32_t state = S_STATE_FREE;
+
+	if (snapshot_crc) {
+		state = S_STATE_CLEAN;
+	} else if (e->used && e->ndirty) {
+		state = S_STATE_DIRTY;
+	}
 
 	memset(h, 0, c->slot_hdr);
 	put_be32(h, S_MAGIC);
-	put_be32(h + S_OFF_STATE, snapshot_crc ? S_STATE_CLEAN : state);
+	put_be32(h + S_OFF_STATE, state);
 	put_be64(h + S_OFF_IDX, e->used ? e->idx : 0);
 	put_be64(h + S_OFF_SEQ, c->jseq++);
 	put_be32(h + S_OFF_NBLK, c->nblk);
-	if (!snapshot_crc && state == S_STATE_DIRTY) {
+	if (state == S_STATE_DIRTY) {
 		/*
 		 * Bit i of the on-disk bitmap is bit i % 8 of byte i / 8, i.e. the
 		 * words stored least significant byte first: a byte at a time, not a
@@ -703,7 +710,7 @@ static void slot_hdr_build(struct cache *c, const struct centry *e, const uint32
 		if (c->nblk % 8) {
 			h[S_OFF_BITMAP + c->nblk / 8] &= (uint8_t)((1u << (c->nblk % 8)) - 1);
 		}
-	} else if (snapshot_crc) {
+	} else if (state == S_STATE_CLEAN) {
 		put_be32(h + S_OFF_DATACRC, *snapshot_crc);
 	}
 	put_be32(h + S_OFF_CRC, crc32c(0, h, c->slot_hdr));

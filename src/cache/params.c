@@ -126,20 +126,6 @@ void cache_params_fini(struct cache_params *cp)
 	cp->cache_dir = NULL;
 }
 
-static int hexv(char ch)
-{
-	if (ch >= '0' && ch <= '9') {
-		return ch - '0';
-	}
-	if (ch >= 'a' && ch <= 'f') {
-		return ch - 'a' + 10;
-	}
-	if (ch >= 'A' && ch <= 'F') {
-		return ch - 'A' + 10;
-	}
-	return -1;
-}
-
 /* Is the raw (maybe percent-encoded) option name s[0..len) a cache option? */
 static bool raw_is_cache_option(const char *s, size_t len)
 {
@@ -149,8 +135,9 @@ static bool raw_is_cache_option(const char *s, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		char ch = s[i];
 
-		if (ch == '%' && i + 2 < len && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
-			ch = (char)(hexv(s[i + 1]) << 4 | hexv(s[i + 2]));
+		if (ch == '%' && i + 2 < len && hex_digit(s[i + 1]) >= 0 &&
+		    hex_digit(s[i + 2]) >= 0) {
+			ch = (char)(hex_digit(s[i + 1]) << 4 | hex_digit(s[i + 2]));
 			i += 2;
 		}
 		if (j + 1 >= sizeof(key)) {

@@ -620,8 +620,6 @@ static void cmd_reset_private(struct scsi_cmd *cmd)
 	cmd->nblocks = 0;
 	cmd->flags = 0;
 	cmd->state = CMD_STATE_NEW;
-	cmd->pending = 0;
-	cmd->io_status = 0;
 	cmd->priv = NULL;
 	memset(cmd->priv_u64, 0, sizeof(cmd->priv_u64));
 }

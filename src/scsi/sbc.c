@@ -92,10 +92,8 @@ static void ctx_submit(struct scsi_cmd *cmd, struct scsi_io_ctx *c, enum store_o
 	c->io.fua = fua;
 	c->io.cb = cb;
 	c->io.cb_arg = c;
-	cmd->pending++;
 	rc = store_submit(cmd->lu->st, &c->io);
 	if (rc < 0) {
-		cmd->pending--;
 		LOG_RATELIMIT(LOG_LEVEL_WARN, "scsi", "LUN %llu ITT 0x%08x: store submit: %d",
 			      (unsigned long long)cmd->lu->lun, cmd->tag, rc);
 		scsi_cmd_complete(cmd, scsi_errno_reason(rc, op != STORE_OP_READ));
@@ -111,7 +109,6 @@ static struct scsi_cmd *io_done(struct store_io *io)
 	struct scsi_io_ctx *c = io->cb_arg;
 	struct scsi_cmd *cmd = c->cmd;
 
-	cmd->pending--;
 	if (io->status < 0) {
 		LOG_RATELIMIT(LOG_LEVEL_WARN, "scsi", "LUN %llu ITT 0x%08x: store io: %d",
 			      (unsigned long long)cmd->lu->lun, cmd->tag, io->status);
@@ -667,10 +664,11 @@ enum sense_reason sbc_parse_unmap(struct scsi_cmd *cmd)
  * deallocation is idempotent and every store orders the operations on one
  * chunk itself. The store_ios live in the ctx's scratch buffer, a bit in
  * c->step marks each one in flight, c->pos holds the first failure, and the
- * command completes when the last io in flight does.
+ * command completes when the last io in flight does (c->step back to 0).
  */
 #define UNMAP_INFLIGHT 8
-_Static_assert(UNMAP_INFLIGHT <= 32, "c->step is the in-flight bitmap");
+#define UNMAP_ALL_BUSY ((1u << UNMAP_INFLIGHT) - 1)
+_Static_assert(UNMAP_INFLIGHT < 32, "c->step is the in-flight bitmap");
 
 static void unmap_pump(struct scsi_cmd *cmd);
 
@@ -679,7 +677,6 @@ static void unmap_done(struct store_io *io)
 	struct scsi_io_ctx *c = io->cb_arg;
 	struct scsi_cmd *cmd = c->cmd;
 
-	cmd->pending--;
 	c->step &= ~(1u << (io - (struct store_io *)c->buf));
 	if (io->status < 0 && c->pos == SENSE_OK) {
 		LOG_RATELIMIT(LOG_LEVEL_WARN, "scsi", "LUN %llu ITT 0x%08x: store unmap: %d",
@@ -695,7 +692,7 @@ static void unmap_pump(struct scsi_cmd *cmd)
 	struct store_io *ios = (struct store_io *)c->buf;
 
 	while (c->pos == SENSE_OK && !cmd->aborted && c->idx < c->end &&
-	       cmd->pending < UNMAP_INFLIGHT) {
+	       c->step != UNMAP_ALL_BUSY) {
 		const uint8_t *p = cmd->data_out + UNMAP_HDR + (size_t)c->idx * UNMAP_DESC;
 		uint64_t n = get_be32(p + 8);
 		struct store_io *io;
@@ -717,15 +714,13 @@ static void unmap_pump(struct scsi_cmd *cmd)
 		io->cb = unmap_done;
 		io->cb_arg = c;
 		c->step |= 1u << slot;
-		cmd->pending++;
 		rc = store_submit(cmd->lu->st, io);
 		if (rc < 0) {
-			cmd->pending--;
 			c->step &= ~(1u << slot);
 			c->pos = scsi_errno_reason(rc, true);
 		}
 	}
-	if (cmd->pending == 0) {
+	if (c->step == 0) {
 		scsi_cmd_complete(cmd, (enum sense_reason)c->pos);
 	}
 }
@@ -1044,7 +1039,6 @@ static void sanitize_piece_done(struct store_io *io)
 	struct scsi_io_ctx *c = io->cb_arg;
 	struct scsi_cmd *cmd = c->cmd;
 
-	cmd->pending--;
 	if (io->op == STORE_OP_FLUSH && io->status == -ENOTSUP) {
 		io->status = 0; /* nothing volatile to flush */
 	}
@@ -1069,10 +1063,8 @@ static void sanitize_submit(struct scsi_cmd *cmd, struct scsi_io_ctx *c, enum st
 	c->io.buf = buf;
 	c->io.cb = sanitize_piece_done;
 	c->io.cb_arg = c;
-	cmd->pending++;
 	rc = store_submit(cmd->lu->st, &c->io);
 	if (rc < 0) {
-		cmd->pending--;
 		sanitize_finish(cmd, scsi_errno_reason(rc, true));
 	}
 }

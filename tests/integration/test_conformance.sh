@@ -44,9 +44,11 @@ TSV=$S3TGT_BUILD/conformance-results.tsv
 # allowed skips: "TEST-GLOB  reason..." ; '#' comments and blank lines ignored
 # "exclude:TEST reason": a test that cannot say anything about this target is not
 # run at all (reported as EXCLUDED, never counted as passed).
-ALLOWED=()
-EXCLUDED=()
-if [ -f "$SKIPS_FILE" ]; then
+load_skips() { # SKIPS_FILE -> ALLOWED, EXCLUDED
+	ALLOWED=()
+	EXCLUDED=()
+	[ -f "$SKIPS_FILE" ] || return 0
+	local pat
 	while read -r pat _; do
 		[ -n "$pat" ] && [ "${pat#\#}" = "$pat" ] || continue
 		case $pat in
@@ -54,7 +56,8 @@ if [ -f "$SKIPS_FILE" ]; then
 		*) ALLOWED+=("$pat") ;;
 		esac
 	done <"$SKIPS_FILE"
-fi
+}
+load_skips
 is_excluded() {
 	local p
 	for p in "${EXCLUDED[@]}"; do

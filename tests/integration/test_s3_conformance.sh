@@ -19,25 +19,13 @@ LOGF=$S3TGT_BUILD/conformance-s3.log
 TSV=$S3TGT_BUILD/conformance-s3-results.tsv
 BUCKET=s3tgt-cache-conf
 
-# is_excluded, run_suite, skip_allowed and parse_cunit from test_conformance.sh.
-eval "$(sed -n '/^is_excluded() {/,/^}/p; /^run_suite() {/,/^}/p; /^skip_allowed() {/,/^}/p;
+# load_skips, is_excluded, run_suite, skip_allowed and parse_cunit from test_conformance.sh.
+eval "$(sed -n '/^load_skips() {/,/^}/p; /^is_excluded() {/,/^}/p; /^run_suite() {/,/^}/p; /^skip_allowed() {/,/^}/p;
 	/^parse_cunit() {/,/^}/p' "$S3TGT_SRC/tests/integration/test_conformance.sh")"
-for fn in is_excluded run_suite skip_allowed parse_cunit; do
+for fn in load_skips is_excluded run_suite skip_allowed parse_cunit; do
 	declare -F "$fn" >/dev/null || die "cannot reuse $fn from test_conformance.sh"
 done
-# The skips file format of test_conformance.sh: "TEST-GLOB reason" allows a skip,
-# "exclude:TEST reason" does not run the test.
-ALLOWED=()
-EXCLUDED=()
-if [ -f "$SKIPS_FILE" ]; then
-	while read -r pat _; do
-		[ -n "$pat" ] && [ "${pat#\#}" = "$pat" ] || continue
-		case $pat in
-		exclude:*) EXCLUDED+=("${pat#exclude:}") ;;
-		*) ALLOWED+=("$pat") ;;
-		esac
-	done <"$SKIPS_FILE"
-fi
+load_skips
 
 rgw_up "$BUCKET"
 OPTS="endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
