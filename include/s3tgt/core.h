@@ -43,6 +43,31 @@ int reactor_del_fd(struct reactor *r, int fd);
 int reactor_post(struct reactor *r, reactor_msg_fn fn, void *arg);
 
 /*
+ * A completion queue of one owner (a store's back end): other threads push
+ * nodes, and the reactor runs fn(node->arg) for each, in FIFO order, as it
+ * runs messages. Unlike reactor_post(), the owner can also run what it has
+ * outstanding itself: reactor_queue_run(q, true) blocks until at least one
+ * node arrives, then runs every node pushed so far. That is how an owner
+ * with work on other threads completes it before it frees itself; messages
+ * posted with reactor_post() would sit in the reactor's queue, out of its
+ * reach, and run after the owner is gone (or never, once the loop stopped).
+ * The node is the caller's, so pushing cannot fail.
+ *
+ * create, run and destroy: reactor thread only (or before the loop runs);
+ * push: any thread. destroy runs the nodes still queued; the owner makes
+ * sure no producer pushes after that.
+ */
+struct reactor_queue;
+struct reactor_node {
+	struct reactor_node *next;
+	void *arg;
+};
+int reactor_queue_create(struct reactor *r, reactor_msg_fn fn, struct reactor_queue **out);
+void reactor_queue_push(struct reactor_queue *q, struct reactor_node *n);
+void reactor_queue_run(struct reactor_queue *q, bool wait);
+void reactor_queue_destroy(struct reactor_queue *q);
+
+/*
  * One-shot or periodic timer in milliseconds, reactor thread only. Returns a
  * new timer owned by the reactor until reactor_timer_cancel() (which frees it;
  * a one-shot timer that fired is freed by the reactor after fn returns, so

@@ -25,6 +25,7 @@
  *   expiry is harmless, a late one is not possible).
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -326,15 +327,20 @@ int reactor_del_fd(struct reactor *r, int fd)
 
 /* ---- messages ---- */
 
-static void wake(struct reactor *r)
+static void wake_fd(int efd)
 {
 	uint64_t one = 1;
 	ssize_t n;
 
 	do {
-		n = write(r->evfd, &one, sizeof(one));
+		n = write(efd, &one, sizeof(one));
 	} while (n < 0 && errno == EINTR);
 	/* EAGAIN means the counter is saturated, i.e. a wakeup is pending anyway. */
+}
+
+static void wake(struct reactor *r)
+{
+	wake_fd(r->evfd);
 }
 
 static struct reactor_msg *msg_get_remote_locked(struct reactor *r)
@@ -488,6 +494,113 @@ static void drain_messages(struct reactor *r, bool evfd_ready)
 		run_batch(local);
 		recycle(&r->local_free, local);
 	}
+}
+
+/* ---- owner completion queues ---- */
+
+struct reactor_queue {
+	struct reactor *r;
+	int efd;
+	reactor_msg_fn fn;
+	pthread_mutex_t lock; /* protects head, tail, signalled; leaf lock */
+	struct reactor_node *head, *tail;
+	bool signalled; /* an eventfd write is pending for head */
+};
+
+void reactor_queue_push(struct reactor_queue *q, struct reactor_node *n)
+{
+	bool need_wake;
+
+	n->next = NULL;
+	pthread_mutex_lock(&q->lock);
+	if (q->tail) {
+		q->tail->next = n;
+	} else {
+		q->head = n;
+	}
+	q->tail = n;
+	need_wake = !q->signalled;
+	q->signalled = true;
+	pthread_mutex_unlock(&q->lock);
+	if (need_wake) {
+		wake_fd(q->efd);
+	}
+}
+
+void reactor_queue_run(struct reactor_queue *q, bool wait)
+{
+	struct reactor_node *n;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = q->efd, .events = POLLIN};
+		uint64_t v;
+
+		/* Consume the wakeup before taking the list (see drain_messages). */
+		if (read(q->efd, &v, sizeof(v)) < 0) {
+			/* EAGAIN: nothing was signalled since the last run. */
+		}
+		pthread_mutex_lock(&q->lock);
+		n = q->head;
+		q->head = q->tail = NULL;
+		q->signalled = false;
+		pthread_mutex_unlock(&q->lock);
+		if (n || !wait) {
+			break;
+		}
+		while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+		}
+	}
+	while (n) {
+		struct reactor_node *next = n->next; /* fn may reuse n */
+
+		q->fn(n->arg);
+		n = next;
+	}
+}
+
+static void queue_event(void *arg, uint32_t events)
+{
+	(void)events;
+	reactor_queue_run(arg, false);
+}
+
+int reactor_queue_create(struct reactor *r, reactor_msg_fn fn, struct reactor_queue **out)
+{
+	struct reactor_queue *q = calloc(1, sizeof(*q));
+	int rc;
+
+	if (!q) {
+		return -ENOMEM;
+	}
+	q->r = r;
+	q->fn = fn;
+	q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->efd < 0) {
+		rc = -errno;
+		free(q);
+		return rc;
+	}
+	rc = reactor_add_fd(r, q->efd, EPOLLIN, queue_event, q);
+	if (rc < 0) {
+		close(q->efd);
+		free(q);
+		return rc;
+	}
+	pthread_mutex_init(&q->lock, NULL);
+	*out = q;
+	return 0;
+}
+
+void reactor_queue_destroy(struct reactor_queue *q)
+{
+	if (!q) {
+		return;
+	}
+	reactor_queue_run(q, false);
+	reactor_del_fd(q->r, q->efd);
+	close(q->efd);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
 }
 
 /* ---- timers ---- */

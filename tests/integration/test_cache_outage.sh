@@ -3,7 +3,8 @@
 # stopped 2 s into a stream of 1 MiB writes to a cached S3 LUN and started again
 # 20 s later. While the cache has room the initiator sees no error (writes land in
 # the cache, uploads retry with backoff); the stream's final flush completes once
-# RGW is back. Then a fresh daemon WITHOUT the cache reads every piece from S3.
+# RGW is back. A second outage covers shutdown with a lease renewal retrying. Then
+# a fresh daemon WITHOUT the cache (another lease holder) reads every piece from S3.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need qemu-io iscsi-inq curl stdbuf
@@ -46,7 +47,21 @@ check "write stream and its final flush finished" wait "$WPID"
 check "no initiator-visible error in the stream" \
 	bash -c "! grep -qiE 'fail|error' '$T_DIR/writer.log' && grep -q '^EXIT 0' '$T_DIR/writer.log'"
 check_eq "every write acknowledged" "$NPIECES" "$(grep -c '^wrote' "$T_DIR/writer.log" || true)"
-check "daemon stops cleanly" stop_daemon
+
+# Shutdown during a second outage, long enough (> CHUNK_LEASE_RENEW_MS, 30 s) that a
+# lease renewal is retrying when SIGTERM arrives. Closing must cancel that renewal
+# at once (not wait out its 120 s retry deadline), free it, and then write the
+# release, which goes through once RGW is back 3 s later. Otherwise the lease stays
+# "held" and the daemon below is refused (and ASan reports the renewal leaked).
+check "radosgw stopped again, for 32 s" "$RGW" stop-rgw "$RGW_DIR"
+sleep 32
+( sleep 3; "$RGW" start-rgw "$RGW_DIR" ) >"$T_DIR/rgw-restart.log" 2>&1 &
+RPID=$!
+T_PIDS+=("$RPID")
+check "daemon stops cleanly with a lease renewal outstanding" stop_daemon 60
+check "radosgw restarted" wait "$RPID"
+check "the outstanding renewal was completed at close" \
+	grep -qE 'PUT s3://[^ ]*/lease failed: (Operation canceled|Input/output error)' "$DAEMON_LOG"
 
 start_daemon --target "$IQN" --state-dir "$T_DIR/state" --lun "0=$BASE" || die "plain daemon did not start"
 reads=()

@@ -8,7 +8,10 @@
  *                               same cache_dir), or break_lease=1 ── PUT ───> HELD
  *                             └ held by another holder ──> -EBUSY, message names it
  *   HELD:    rewritten every CHUNK_LEASE_RENEW_MS with a new time (one PUT in flight)
- *   release: PUT with state "released" (close), so the next open takes it at once
+ *   release: PUT with state "released" (close), so the next open takes it at once;
+ *            a renewal still in flight is quiesced first (cancelled if it waits
+ *            for a retry), so the release is the last write and the lease is
+ *            not left "held"
  *
  * Body (docs/DURABILITY.md): "s3tgt-lease 1 <held|released> <holder> <unix time>\n".
  * S3 offers no compare-and-swap on overwrite, so taking over a released or
@@ -37,7 +40,6 @@ struct chunk_lease {
 	char body[256];
 	struct obj_req req;
 	bool busy;
-	bool released;
 	bool resumed;
 };
 
@@ -97,11 +99,7 @@ static void renew_done(struct obj_req *req)
 	struct chunk_lease *l = req->cb_arg;
 
 	l->busy = false;
-	if (l->released) {
-		free(l);
-		return;
-	}
-	if (req->status) {
+	if (req->status && req->status != -ECANCELED) {
 		LOG_RATELIMIT(LOG_LEVEL_WARN, "chunk", "%s: renewing the lease failed: %s", l->what,
 			      strerror(-req->status));
 	}
@@ -244,10 +242,7 @@ void chunk_lease_release(struct chunk_lease *l)
 		l->timer = NULL;
 	}
 	if (l->busy) {
-		/* A renewal is in flight; its completion frees l. The lease then expires as stale.
-		 */
-		l->released = true;
-		return;
+		l->os->ops->quiesce(l->os);
 	}
 	n = lease_body(l, "released");
 	if (n > 0) {

@@ -4,7 +4,8 @@
  * implements it with files in a directory, `s3` with S3 requests.
  *
  * Async rule as for stores: submit() returns 0 and req->cb runs exactly once,
- * later, on the reactor given at creation; or it returns -errno and cb never runs.
+ * later, on the reactor given at creation (or inside quiesce() or destroy());
+ * or it returns -errno and cb never runs.
  * Keys are relative to the volume prefix ("chunks/0000000000000abc").
  */
 #ifndef S3TGT_OBJSTORE_H
@@ -14,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "s3tgt/core.h"
 #include "s3tgt/store.h"
 
 struct objstore;
@@ -62,7 +64,8 @@ struct obj_req {
 	int status;
 	obj_cb_fn cb;
 	void *cb_arg;
-	void *priv[2]; /* back end's scratch */
+	void *priv;		  /* back end's scratch */
+	struct reactor_node done; /* back end's completion queue link */
 };
 
 typedef void (*obj_list_fn)(void *arg, const char *key, uint64_t size);
@@ -78,7 +81,16 @@ struct objstore_ops {
 	/* Synchronous single-object helpers for open-time work (manifest). */
 	int (*get_sync)(struct objstore *os, struct obj_req *req);
 	int (*put_sync)(struct objstore *os, struct obj_req *req);
-	/* Every submitted request has completed. */
+	/*
+	 * Reactor thread only, may block. Runs the callback of every request
+	 * outstanding before it returns; none is retried any more: a request
+	 * still waiting completes with -ECANCELED, one being carried out finishes
+	 * (bounded by the back end's request timeout). So a request that follows
+	 * is carried out after them, and an owner can free what its callbacks use.
+	 * The store stays usable.
+	 */
+	void (*quiesce)(struct objstore *os);
+	/* Quiesces first, so no callback runs after it returned. */
 	void (*destroy)(struct objstore *os);
 	/* Optional: counters for GET /metrics (store.h store_metrics()). Never blocks. */
 	void (*metrics)(struct objstore *os, store_metric_fn fn, void *arg);

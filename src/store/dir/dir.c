@@ -5,7 +5,9 @@
  * Object file = DIR_OBJ_HEADER bytes (magic, version, metadata length,
  * metadata, zero padding) followed by the body, so a ranged GET is one pread
  * at a fixed offset. Requests run on a thread pool, never on the reactor; a
- * DELETE_MULTI is one work item that unlinks its keys in order.
+ * DELETE_MULTI is one work item that unlinks its keys in order. Completions
+ * come back through the store's own reactor queue, so quiesce can wait for
+ * them and run their callbacks.
  *
  * Atomicity: a PUT writes "<dir>/.<name>.tmp.<pid>.<seq>", fsyncs it, then
  * renames it over the key (link() for If-None-Match, which fails with EEXIST
@@ -40,9 +42,10 @@ struct dir_os {
 	struct objstore os;
 	char *root;
 	int rootfd;
-	struct reactor *r; /* borrowed */
 	struct thread_pool *tp;
-	atomic_uint tmp_seq; /* unique temp names across worker threads */
+	struct reactor_queue *done;
+	unsigned outstanding; /* submitted, callback not run yet; reactor thread */
+	atomic_uint tmp_seq;  /* unique temp names across worker threads */
 };
 
 _Static_assert(DIR_OBJ_HEADER >= 16 + OBJ_META_MAX, "metadata must fit in the header");
@@ -337,27 +340,47 @@ static void do_req(struct dir_os *d, struct obj_req *req)
 static void work_fn(void *arg)
 {
 	struct obj_req *req = arg;
+	struct dir_os *d = req->priv;
 
-	do_req(req->priv[0], req);
+	do_req(d, req);
+	reactor_queue_push(d->done, &req->done);
 }
 
 static void done_fn(void *arg)
 {
 	struct obj_req *req = arg;
+	struct dir_os *d = req->priv;
 
+	d->outstanding--;
 	req->cb(req);
 }
 
 static int dir_submit(struct objstore *os, struct obj_req *req)
 {
 	struct dir_os *d = os->priv;
+	int ret;
 
 	if (req->op == OBJ_DELETE_MULTI && (!req->keys || !req->key_status || req->nkeys == 0 ||
 					    req->nkeys > OBJ_DELETE_MULTI_MAX)) {
 		return -EINVAL;
 	}
-	req->priv[0] = d;
-	return thread_pool_submit(d->tp, work_fn, d->r, done_fn, req);
+	req->priv = d;
+	req->done.arg = req;
+	ret = thread_pool_submit(d->tp, work_fn, NULL, NULL, req);
+	if (ret == 0) {
+		d->outstanding++;
+	}
+	return ret;
+}
+
+/* Nothing to cancel: a file request is short and cannot be taken back. */
+static void dir_quiesce(struct objstore *os)
+{
+	struct dir_os *d = os->priv;
+
+	while (d->outstanding) {
+		reactor_queue_run(d->done, true);
+	}
 }
 
 static int dir_get_sync(struct objstore *os, struct obj_req *req)
@@ -442,7 +465,9 @@ static void dir_destroy(struct objstore *os)
 		return;
 	}
 	d = os->priv;
+	dir_quiesce(os);
 	thread_pool_destroy(d->tp);
+	reactor_queue_destroy(d->done);
 	if (d->rootfd >= 0) {
 		close(d->rootfd);
 	}
@@ -456,6 +481,7 @@ static const struct objstore_ops dir_os_ops = {
     .list = dir_list,
     .get_sync = dir_get_sync,
     .put_sync = dir_put_sync,
+    .quiesce = dir_quiesce,
     .destroy = dir_destroy,
 };
 
@@ -497,7 +523,6 @@ int dir_objstore_create(const char *root, struct reactor *r, unsigned nthreads,
 	d->rootfd = -1;
 	d->os.ops = &dir_os_ops;
 	d->os.priv = d;
-	d->r = r;
 	d->root = strdup(root);
 	if (!d->root) {
 		ret = -ENOMEM;
@@ -526,6 +551,13 @@ int dir_objstore_create(const char *root, struct reactor *r, unsigned nthreads,
 	ret = thread_pool_create(nthreads > DIR_THREADS_MAX ? DIR_THREADS_MAX : nthreads, &d->tp);
 	if (ret) {
 		snprintf(err, errlen, "dir: cannot start I/O threads: %s", strerror(-ret));
+		goto err;
+	}
+	ret = reactor_queue_create(r, done_fn, &d->done);
+	if (ret) {
+		snprintf(err, errlen, "dir: cannot create the completion queue: %s",
+			 strerror(-ret));
+		thread_pool_destroy(d->tp);
 		goto err;
 	}
 	*out = &d->os;

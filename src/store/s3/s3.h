@@ -52,7 +52,7 @@ struct s3_config {
 /*
  * Create an S3 object store. All strings in cfg are borrowed (copied). The
  * reactor r is borrowed and must outlive the store; every submit() callback
- * runs on it. Resolves credentials (may block briefly at creation) but does
+ * runs on it (NULL: synchronous use only, submit() fails with -EINVAL). Resolves credentials (may block briefly at creation) but does
  * not contact the bucket. Returns 0 and *out, or -errno with a message in err
  * (never containing a secret).
  */

@@ -5,8 +5,8 @@
  *
  *   submit (any thread) --lock--> queue --wakeup--> pending (client thread)
  *   pending --(inflight < max_inflight)--> ATTEMPT: signed, added to multi
- *   ATTEMPT done --2xx / final error--> complete: reactor_post (async) or
- *                                        condvar (sync caller)
+ *   ATTEMPT done --2xx / final error--> complete: the client's reactor
+ *                                        queue (async) or condvar (sync caller)
  *   ATTEMPT done --retryable, deadline not reached--> retry list (due time)
  *   retry list --due--> pending
  *
@@ -15,15 +15,19 @@
  * is taken while holding it). pending, retry, credentials and the multi
  * handle belong to the client thread. An async op returns to the free list
  * on the reactor thread just before its callback runs, so a callback may
- * submit again. Nothing here blocks the reactor: hashing the PUT body,
- * building and hashing a DeleteObjects body (into a buffer the op keeps for
- * reuse), signing and refreshing temporary credentials all run on the client
- * thread.
+ * submit again. `outstanding` counts async ops whose callback has not run
+ * yet; s3_client_quiesce() (and so destroy) cancels what waits and runs
+ * every callback before it returns, so no completion outlives the client.
+ * Nothing here blocks the reactor: hashing the PUT body, building and
+ * hashing a DeleteObjects body (into a buffer the op keeps for reuse),
+ * signing and refreshing temporary credentials all run on the client thread.
  *
  * Retries (SlowDown, 500/502/503/504, RequestTimeout, curl timeouts and
  * connection failures) back off exponentially with full jitter (AWS
  * architecture blog "Exponential Backoff and Jitter"): sleep = rand(0,
- * min(cap, base * 2^attempt)), until the request's deadline.
+ * min(cap, base * 2^attempt)), until the request's deadline. While the
+ * client is quiescing nothing is retried: an op waiting for its turn or its
+ * retry completes at once with -ECANCELED, an attempt on the wire finishes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -65,6 +69,7 @@ struct s3_op {
 	enum s3_kind kind;
 	struct obj_req *req;	  /* GET/PUT/DELETE/DELETE_MULTI */
 	struct s3_waiter *waiter; /* NULL = async: complete on the reactor */
+	struct reactor_node done; /* async completion, in cl->done */
 	/* LIST page parameters and body */
 	char list_prefix[1024];
 	char list_token[1024];
@@ -99,27 +104,31 @@ struct s3_client {
 	bool path_style;
 	bool sign_payload;
 	unsigned max_inflight, timeout_ms, retry_deadline_ms, list_max_keys;
-	struct reactor *reactor;
 
 	pthread_t thread;
 	bool thread_started;
 	CURLM *multi;
 
-	pthread_mutex_t lock; /* protects queue, free_ops, stopping, stats */
+	pthread_mutex_t lock; /* protects queue, free_ops, stopping, cancel, stats */
 	struct s3_op *queue_head, *queue_tail;
 	struct s3_op *free_ops;
 	bool stopping;
+	bool cancel; /* quiescing: retry nothing, start nothing */
 	struct s3_stats stats;
 
 	/* client thread only */
 	struct s3_op *pending_head, *pending_tail;
 	struct s3_op *retry;
-	struct s3_op *unposted; /* completions reactor_post could not queue yet */
+	bool cancelling; /* the client thread's copy of cancel */
 	unsigned inflight;
 	struct s3_creds creds;
 	bool creds_refreshable;
 	bool force_refresh;
 	uint64_t rng;
+
+	/* reactor thread only */
+	struct reactor_queue *done;
+	unsigned outstanding;
 };
 
 static uint64_t now_ms(void)
@@ -663,9 +672,11 @@ static int prepare(struct s3_client *cl, struct s3_op *op)
 static void on_done_reactor(void *arg)
 {
 	struct s3_op *op = arg;
+	struct s3_client *cl = op->cl;
 	struct obj_req *req = op->req;
 
-	op_put(op->cl, op);
+	cl->outstanding--;
+	op_put(cl, op);
 	req->cb(req);
 }
 
@@ -705,10 +716,8 @@ static void complete(struct s3_client *cl, struct s3_op *op, int status)
 		return;
 	}
 	op->req->status = status;
-	if (reactor_post(cl->reactor, on_done_reactor, op) < 0) {
-		op->next = cl->unposted;
-		cl->unposted = op;
-	}
+	op->done.arg = op;
+	reactor_queue_push(cl->done, &op->done);
 }
 
 static void count(struct s3_client *cl, struct s3_op *op, CURLcode cc)
@@ -826,8 +835,8 @@ static void finish_attempt(struct s3_client *cl, struct s3_op *op, CURLcode cc)
 		(void)snprintf(op->xerr.code, sizeof(op->xerr.code), "curl: %s",
 			       curl_easy_strerror(cc));
 	}
-	if (err != -EAGAIN) {
-		complete(cl, op, err);
+	if (err != -EAGAIN || cl->cancelling) {
+		complete(cl, op, err == -EAGAIN ? op->last_err : err);
 		return;
 	}
 	now = now_ms();
@@ -894,16 +903,22 @@ static void collect_due(struct s3_client *cl, uint64_t now, uint64_t *next_due)
 	}
 }
 
-static void repost(struct s3_client *cl)
+/* Quiescing: what has not reached the wire completes now, nothing is retried. */
+static void cancel_waiting(struct s3_client *cl)
 {
-	while (cl->unposted) {
-		struct s3_op *op = cl->unposted;
+	while (cl->retry) {
+		struct s3_op *op = cl->retry;
 
-		if (reactor_post(cl->reactor, on_done_reactor, op) < 0) {
-			return;
-		}
-		cl->unposted = op->next;
+		cl->retry = op->next;
+		complete(cl, op, -ECANCELED);
 	}
+	while (cl->pending_head) {
+		struct s3_op *op = cl->pending_head;
+
+		cl->pending_head = op->next;
+		complete(cl, op, -ECANCELED);
+	}
+	cl->pending_tail = NULL;
 }
 
 static void *client_main(void *arg)
@@ -921,6 +936,7 @@ static void *client_main(void *arg)
 		q = cl->queue_head;
 		cl->queue_head = cl->queue_tail = NULL;
 		stop = cl->stopping;
+		cl->cancelling = cl->cancel;
 		pthread_mutex_unlock(&cl->lock);
 		while (q) {
 			struct s3_op *nx = q->next;
@@ -928,7 +944,10 @@ static void *client_main(void *arg)
 			list_append(&cl->pending_head, &cl->pending_tail, q);
 			q = nx;
 		}
-		if (stop && !cl->pending_head && !cl->retry && cl->inflight == 0 && !cl->unposted) {
+		if (cl->cancelling) {
+			cancel_waiting(cl);
+		}
+		if (stop && !cl->pending_head && !cl->retry && cl->inflight == 0) {
 			break;
 		}
 		now = now_ms();
@@ -946,7 +965,6 @@ static void *client_main(void *arg)
 			cl->inflight--;
 			finish_attempt(cl, op, msg->data.result);
 		}
-		repost(cl);
 		if ((cl->pending_head && cl->inflight < cl->max_inflight)) {
 			continue;
 		}
@@ -954,9 +972,6 @@ static void *client_main(void *arg)
 		if (next_due != UINT64_MAX) {
 			now = now_ms();
 			timeout = next_due <= now ? 0 : (int)(next_due - now < 1000 ? next_due - now : 1000);
-		}
-		if (cl->unposted) {
-			timeout = 10;
 		}
 		curl_multi_poll(cl->multi, NULL, 0, timeout, NULL);
 	}
@@ -1045,7 +1060,7 @@ int s3_client_submit(struct s3_client *cl, struct obj_req *req)
 	struct s3_op *op;
 	int rc;
 
-	if (!req->cb) {
+	if (!req->cb || !cl->done) {
 		return -EINVAL;
 	}
 	rc = check_req(req);
@@ -1065,8 +1080,27 @@ int s3_client_submit(struct s3_client *cl, struct obj_req *req)
 	rc = enqueue(cl, op);
 	if (rc < 0) {
 		op_put(cl, op);
+		return rc;
 	}
-	return rc;
+	cl->outstanding++;
+	return 0;
+}
+
+void s3_client_quiesce(struct s3_client *cl)
+{
+	if (cl->outstanding == 0) {
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	cl->cancel = true;
+	pthread_mutex_unlock(&cl->lock);
+	curl_multi_wakeup(cl->multi);
+	while (cl->outstanding) {
+		reactor_queue_run(cl->done, true);
+	}
+	pthread_mutex_lock(&cl->lock);
+	cl->cancel = false;
+	pthread_mutex_unlock(&cl->lock);
 }
 
 /* Run op to completion from a non-client thread. */
@@ -1373,7 +1407,6 @@ int s3_client_create(const struct s3_config *cfg, struct reactor *r, struct s3_c
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&cl->lock, NULL);
-	cl->reactor = r;
 	cl->path_style = cfg->path_style;
 	cl->sign_payload = cfg->sign_payload;
 	cl->max_inflight = cfg->max_inflight ? cfg->max_inflight : S3_DEFAULT_MAX_INFLIGHT;
@@ -1432,6 +1465,12 @@ int s3_client_create(const struct s3_config *cfg, struct reactor *r, struct s3_c
 	}
 	curl_multi_setopt(cl->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cl->max_inflight);
 	curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, (long)cl->max_inflight);
+	rc = r ? reactor_queue_create(r, on_done_reactor, &cl->done) : 0;
+	if (rc < 0) {
+		(void)snprintf(err, errlen, "cannot create the S3 completion queue: %s",
+			       strerror(-rc));
+		goto err;
+	}
 	rc = core_thread_spawn(&cl->thread, client_main, cl);
 	if (rc < 0) {
 		(void)snprintf(err, errlen, "cannot start the S3 client thread: %s", strerror(-rc));
@@ -1453,6 +1492,7 @@ void s3_client_destroy(struct s3_client *cl)
 		return;
 	}
 	if (cl->thread_started) {
+		s3_client_quiesce(cl);
 		pthread_mutex_lock(&cl->lock);
 		cl->stopping = true;
 		pthread_mutex_unlock(&cl->lock);
@@ -1465,6 +1505,7 @@ void s3_client_destroy(struct s3_client *cl)
 		cl->free_ops = op->next;
 		op_free(op);
 	}
+	reactor_queue_destroy(cl->done);
 	curl_multi_cleanup(cl->multi);
 	s3_creds_wipe(&cl->creds);
 	pthread_mutex_destroy(&cl->lock);

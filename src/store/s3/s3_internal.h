@@ -182,8 +182,10 @@ struct reactor;
 /* See s3_objstore_create(); the client owns a thread and a curl multi handle. */
 int s3_client_create(const struct s3_config *cfg, struct reactor *r, struct s3_client **out,
 		     char *err, size_t errlen);
-/* Precondition: every submitted request has completed. destroy(NULL) is a no-op. */
+/* Quiesces first (requests still outstanding complete). destroy(NULL) is a no-op. */
 void s3_client_destroy(struct s3_client *cl);
+/* objstore quiesce contract (objstore.h). Reactor thread only. */
+void s3_client_quiesce(struct s3_client *cl);
 /* Async (objstore submit contract). req is borrowed until its callback. */
 int s3_client_submit(struct s3_client *cl, struct obj_req *req);
 /*

@@ -35,6 +35,11 @@ static int s3os_put_sync(struct objstore *os, struct obj_req *req)
 	return s3_client_run_sync(client_of(os), req, os->err, sizeof(os->err));
 }
 
+static void s3os_quiesce(struct objstore *os)
+{
+	s3_client_quiesce(client_of(os));
+}
+
 static void s3os_destroy(struct objstore *os)
 {
 	if (!os) {
@@ -113,6 +118,7 @@ static const struct objstore_ops s3_objstore_ops = {
     .list = s3os_list,
     .get_sync = s3os_get_sync,
     .put_sync = s3os_put_sync,
+    .quiesce = s3os_quiesce,
     .destroy = s3os_destroy,
     .metrics = s3os_metrics,
 };

@@ -493,6 +493,136 @@ static void test_stop_from_signal_handler(void **state)
 	reactor_destroy(g_sig_reactor);
 }
 
+/* ---- owner completion queues ---- */
+
+#define QPUSHERS 4
+#define QPER 2000
+
+struct q_ctx {
+	struct reactor *r;
+	struct reactor_queue *q;
+	struct reactor_node nodes[QPUSHERS][QPER];
+	int last[QPUSHERS];
+	int total;
+	int stop_at;
+	bool out_of_order;
+	bool other_thread;
+	pthread_t owner;
+};
+
+struct q_item {
+	struct q_ctx *c;
+	int thread;
+	int seq;
+};
+
+static struct q_item g_items[QPUSHERS][QPER];
+
+static void q_run(void *arg)
+{
+	struct q_item *it = arg;
+	struct q_ctx *c = it->c;
+
+	if (it->seq != c->last[it->thread] + 1) {
+		c->out_of_order = true;
+	}
+	c->last[it->thread] = it->seq;
+	if (!pthread_equal(pthread_self(), c->owner)) {
+		c->other_thread = true;
+	}
+	if (++c->total == c->stop_at) {
+		reactor_stop(c->r);
+	}
+}
+
+static void *q_pusher(void *arg)
+{
+	struct q_item *items = arg;
+	struct q_ctx *c = items[0].c;
+
+	for (int i = 0; i < QPER; i++) {
+		c->nodes[items[i].thread][i].arg = &items[i];
+		reactor_queue_push(c->q, &c->nodes[items[i].thread][i]);
+		if (i % 256 == 0) {
+			usleep(100);
+		}
+	}
+	return NULL;
+}
+
+static void q_setup(struct q_ctx *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->owner = pthread_self();
+	assert_int_equal(reactor_create(&c->r), 0);
+	assert_int_equal(reactor_queue_create(c->r, q_run, &c->q), 0);
+	for (int t = 0; t < QPUSHERS; t++) {
+		c->last[t] = -1;
+		for (int i = 0; i < QPER; i++) {
+			g_items[t][i] = (struct q_item){.c = c, .thread = t, .seq = i};
+		}
+	}
+}
+
+/* The reactor runs what other threads push, in each pusher's order, on its thread. */
+static void test_queue_on_reactor(void **state)
+{
+	static struct q_ctx c;
+	pthread_t th[QPUSHERS];
+
+	(void)state;
+	q_setup(&c);
+	c.stop_at = QPUSHERS * QPER;
+	for (int t = 0; t < QPUSHERS; t++) {
+		assert_int_equal(pthread_create(&th[t], NULL, q_pusher, g_items[t]), 0);
+	}
+	assert_int_equal(reactor_run(c.r), 0);
+	for (int t = 0; t < QPUSHERS; t++) {
+		pthread_join(th[t], NULL);
+	}
+	assert_int_equal(c.total, QPUSHERS * QPER);
+	assert_false(c.out_of_order);
+	assert_false(c.other_thread);
+	reactor_queue_destroy(c.q);
+	reactor_destroy(c.r);
+}
+
+/*
+ * The owner drains its queue itself with the reactor not running: run(wait)
+ * blocks until a node arrives; destroy runs what is left.
+ */
+static void test_queue_owner_drains(void **state)
+{
+	static struct q_ctx c;
+	pthread_t th[QPUSHERS];
+
+	(void)state;
+	q_setup(&c);
+	reactor_queue_run(c.q, false); /* nothing queued: returns at once */
+	assert_int_equal(c.total, 0);
+	for (int t = 0; t < QPUSHERS; t++) {
+		assert_int_equal(pthread_create(&th[t], NULL, q_pusher, g_items[t]), 0);
+	}
+	while (c.total < QPUSHERS * QPER) {
+		int before = c.total;
+
+		reactor_queue_run(c.q, true);
+		assert_true(c.total > before);
+	}
+	for (int t = 0; t < QPUSHERS; t++) {
+		pthread_join(th[t], NULL);
+	}
+	assert_false(c.out_of_order);
+	assert_false(c.other_thread);
+	g_items[0][0].seq = QPER; /* one more from the owner, left for destroy */
+	c.nodes[0][0].arg = &g_items[0][0];
+	reactor_queue_push(c.q, &c.nodes[0][0]);
+	reactor_queue_destroy(c.q);
+	assert_int_equal(c.total, QPUSHERS * QPER + 1);
+	assert_false(c.out_of_order);
+	reactor_destroy(c.r);
+}
+
 static void test_clock(void **state)
 {
 	uint64_t a = reactor_now_ns();
@@ -517,6 +647,8 @@ int main(void)
 	    cmocka_unit_test(test_destroy_with_pending),
 	    cmocka_unit_test(test_stop_from_thread_and_rerun),
 	    cmocka_unit_test(test_stop_from_signal_handler),
+	    cmocka_unit_test(test_queue_on_reactor),
+	    cmocka_unit_test(test_queue_owner_drains),
 	    cmocka_unit_test(test_clock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

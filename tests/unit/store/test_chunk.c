@@ -233,6 +233,15 @@ static int fake_sync(struct objstore *os, struct obj_req *req)
 	return req->status;
 }
 
+static void fake_quiesce(struct objstore *os)
+{
+	struct fake_os *f = os->priv;
+
+	while (f->npending) {
+		fake_pump(f);
+	}
+}
+
 static void fake_destroy(struct objstore *os)
 {
 	struct fake_os *f = os->priv;
@@ -247,6 +256,7 @@ static const struct objstore_ops fake_ops = {
     .list = fake_list,
     .get_sync = fake_sync,
     .put_sync = fake_sync,
+    .quiesce = fake_quiesce,
     .destroy = fake_destroy,
 };
 

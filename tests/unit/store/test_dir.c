@@ -379,6 +379,58 @@ static void test_objstore_delete_multi(void **state)
 	os->ops->destroy(os);
 }
 
+struct quiesce_ctx {
+	unsigned done;
+	unsigned failed;
+};
+
+static void quiesce_cb(struct obj_req *req)
+{
+	struct quiesce_ctx *c = req->cb_arg;
+
+	c->done++;
+	c->failed += req->status != 0;
+}
+
+/*
+ * quiesce and destroy run the callback of every request outstanding before
+ * they return, without the reactor running (as at daemon shutdown, where the
+ * lease's last renewal must complete before its release is written).
+ */
+static void test_objstore_quiesce(void **state)
+{
+	enum { N = 16 };
+	struct env *e = *state;
+	struct objstore *os = NULL;
+	struct obj_req q[N];
+	struct quiesce_ctx c = {0};
+	char err[256], last[32];
+
+	assert_int_equal(dir_objstore_create(e->root, e->r, 4, &os, err, sizeof(err)), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		c.done = 0;
+		for (int i = 0; i < N; i++) {
+			memset(&q[i], 0, sizeof(q[i]));
+			q[i].op = OBJ_PUT;
+			snprintf(q[i].key, sizeof(q[i].key), "chunks/q%d-%d", pass, i);
+			q[i].buf = "payload";
+			q[i].len = 7;
+			q[i].cb = quiesce_cb;
+			q[i].cb_arg = &c;
+			assert_int_equal(os->ops->submit(os, &q[i]), 0);
+		}
+		if (pass == 0) {
+			os->ops->quiesce(os);
+		} else {
+			os->ops->destroy(os);
+		}
+		assert_int_equal(c.done, N);
+		assert_int_equal(c.failed, 0);
+		snprintf(last, sizeof(last), "chunks/q%d-%d", pass, N - 1);
+		assert_true(file_exists(e, last));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +439,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unmap_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_objstore_delete_multi, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_objstore_quiesce, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
