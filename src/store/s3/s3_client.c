@@ -27,7 +27,11 @@
  * architecture blog "Exponential Backoff and Jitter"): sleep = rand(0,
  * min(cap, base * 2^attempt)), until the request's deadline. While the
  * client is quiescing nothing is retried: an op waiting for its turn or its
- * retry completes at once with -ECANCELED, an attempt on the wire finishes.
+ * retry completes at once with -ECANCELED, an attempt on the wire may finish
+ * for S3_QUIESCE_GRACE_MS and is then aborted (-ECANCELED). The grace keeps
+ * a lease renewal answered in milliseconds ordered before the release that
+ * follows; the bound keeps a black-holed endpoint from holding the reactor
+ * for the whole request timeout.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -53,6 +57,7 @@
 #define S3_PATH_MAX 1280
 #define S3_BACKOFF_BASE_MS 100
 #define S3_BACKOFF_CAP_MS 10000
+#define S3_QUIESCE_GRACE_MS 2000
 #define S3_META_HDR "x-amz-meta-s3tgt"
 
 enum s3_kind { S3_KIND_GET, S3_KIND_PUT, S3_KIND_DELETE, S3_KIND_LIST, S3_KIND_DELETE_MULTI };
@@ -95,6 +100,7 @@ struct s3_op {
 	size_t errbody_len;
 	struct s3_xml_error xerr;
 	int last_err; /* what a retryable failure becomes when the deadline passes */
+	unsigned wire_idx; /* in cl->wire while an attempt runs */
 	int status;
 };
 
@@ -120,6 +126,8 @@ struct s3_client {
 	struct s3_op *pending_head, *pending_tail;
 	struct s3_op *retry;
 	bool cancelling; /* the client thread's copy of cancel */
+	uint64_t cancel_since;
+	struct s3_op **wire; /* ops with an attempt in the multi handle: [0, inflight) */
 	unsigned inflight;
 	struct s3_creds creds;
 	bool creds_refreshable;
@@ -880,8 +888,18 @@ static void start_pending(struct s3_client *cl)
 			complete(cl, op, rc);
 			continue;
 		}
-		cl->inflight++;
+		op->wire_idx = cl->inflight;
+		cl->wire[cl->inflight++] = op;
 	}
+}
+
+static void wire_remove(struct s3_client *cl, struct s3_op *op)
+{
+	struct s3_op *last = cl->wire[--cl->inflight];
+
+	cl->wire[op->wire_idx] = last;
+	last->wire_idx = op->wire_idx;
+	curl_multi_remove_handle(cl->multi, op->easy);
 }
 
 static void collect_due(struct s3_client *cl, uint64_t now, uint64_t *next_due)
@@ -903,9 +921,20 @@ static void collect_due(struct s3_client *cl, uint64_t now, uint64_t *next_due)
 	}
 }
 
-/* Quiescing: what has not reached the wire completes now, nothing is retried. */
-static void cancel_waiting(struct s3_client *cl)
+/*
+ * Quiescing: what has not reached the wire completes now, nothing is retried,
+ * and attempts still on the wire after the grace are aborted.
+ */
+static void cancel_waiting(struct s3_client *cl, uint64_t now)
 {
+	if (now - cl->cancel_since >= S3_QUIESCE_GRACE_MS) {
+		while (cl->inflight) {
+			struct s3_op *op = cl->wire[0];
+
+			wire_remove(cl, op);
+			complete(cl, op, -ECANCELED);
+		}
+	}
 	while (cl->retry) {
 		struct s3_op *op = cl->retry;
 
@@ -936,6 +965,9 @@ static void *client_main(void *arg)
 		q = cl->queue_head;
 		cl->queue_head = cl->queue_tail = NULL;
 		stop = cl->stopping;
+		if (cl->cancel && !cl->cancelling) {
+			cl->cancel_since = now_ms();
+		}
 		cl->cancelling = cl->cancel;
 		pthread_mutex_unlock(&cl->lock);
 		while (q) {
@@ -945,7 +977,7 @@ static void *client_main(void *arg)
 			q = nx;
 		}
 		if (cl->cancelling) {
-			cancel_waiting(cl);
+			cancel_waiting(cl, now_ms());
 		}
 		if (stop && !cl->pending_head && !cl->retry && cl->inflight == 0) {
 			break;
@@ -961,8 +993,7 @@ static void *client_main(void *arg)
 				continue;
 			}
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&op);
-			curl_multi_remove_handle(cl->multi, msg->easy_handle);
-			cl->inflight--;
+			wire_remove(cl, op);
 			finish_attempt(cl, op, msg->data.result);
 		}
 		if ((cl->pending_head && cl->inflight < cl->max_inflight)) {
@@ -972,6 +1003,9 @@ static void *client_main(void *arg)
 		if (next_due != UINT64_MAX) {
 			now = now_ms();
 			timeout = next_due <= now ? 0 : (int)(next_due - now < 1000 ? next_due - now : 1000);
+		}
+		if (cl->cancelling && cl->inflight && timeout > 100) {
+			timeout = 100; /* to abort at the end of the grace */
 		}
 		curl_multi_poll(cl->multi, NULL, 0, timeout, NULL);
 	}
@@ -1410,6 +1444,7 @@ int s3_client_create(const struct s3_config *cfg, struct reactor *r, struct s3_c
 	cl->path_style = cfg->path_style;
 	cl->sign_payload = cfg->sign_payload;
 	cl->max_inflight = cfg->max_inflight ? cfg->max_inflight : S3_DEFAULT_MAX_INFLIGHT;
+	cl->wire = calloc(cl->max_inflight, sizeof(*cl->wire));
 	cl->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : S3_DEFAULT_TIMEOUT_MS;
 	cl->retry_deadline_ms =
 		cfg->retry_deadline_ms ? cfg->retry_deadline_ms : S3_DEFAULT_RETRY_DEADLINE_MS;
@@ -1419,7 +1454,8 @@ int s3_client_create(const struct s3_config *cfg, struct reactor *r, struct s3_c
 	cl->region = strdup(default_region(cfg->region));
 	cl->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
 	cl->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)cl << 16) ^ 0x9e3779b97f4a7c15ull;
-	if (!cl->bucket || !cl->prefix || !cl->region || (cfg->ca_file && !cl->ca_file)) {
+	if (!cl->wire || !cl->bucket || !cl->prefix || !cl->region ||
+	    (cfg->ca_file && !cl->ca_file)) {
 		rc = -ENOMEM;
 		goto err;
 	}
@@ -1509,6 +1545,7 @@ void s3_client_destroy(struct s3_client *cl)
 	curl_multi_cleanup(cl->multi);
 	s3_creds_wipe(&cl->creds);
 	pthread_mutex_destroy(&cl->lock);
+	free(cl->wire);
 	free(cl->bucket);
 	free(cl->prefix);
 	free(cl->region);

@@ -20,6 +20,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
 
 #include "s3tgt/core.h"
@@ -608,6 +612,58 @@ static void test_quiesce_outage(void **state)
 	reactor_destroy(r);
 }
 
+/*
+ * An endpoint that takes the connection and never answers (a black hole):
+ * the attempt on the wire would last the whole request timeout (60 s here);
+ * quiesce aborts it after its short grace instead of holding the caller.
+ */
+static void test_quiesce_blackhole(void **state)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t salen = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char endpoint[64];
+	struct reactor *r = NULL;
+	struct objstore *os = NULL;
+	struct obj_req q[1];
+	struct quiesce_ctx c = { .owner = pthread_self() };
+	char err[256] = "";
+	uint64_t t0;
+
+	(void)state;
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	(void)snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+	{
+		struct s3_config cfg = {
+			.bucket = g_bucket,
+			.prefix = "vol-hole",
+			.endpoint = endpoint,
+			.region = "us-east-1",
+			.path_style = true,
+			.access_key = g_key,
+			.secret_key = g_secret,
+			.timeout_ms = 60000,
+			.retry_deadline_ms = 120000,
+		};
+
+		assert_int_equal(reactor_create(&r), 0);
+		assert_int_equal(s3_objstore_create(&cfg, r, &os, err, sizeof(err)), 0);
+	}
+	submit_puts(os, q, 1, &c);
+	usleep(300 * 1000); /* connected, request sent, no answer */
+	t0 = reactor_now_ms();
+	os->ops->quiesce(os);
+	assert_int_equal(c.done, 1);
+	assert_int_equal(q[0].status, -ECANCELED);
+	assert_true(reactor_now_ms() - t0 < 30000);
+	os->ops->destroy(os);
+	reactor_destroy(r);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,7 +671,7 @@ int main(void)
 		cmocka_unit_test(test_list_paged),	cmocka_unit_test(test_wrong_secret),
 		cmocka_unit_test(test_missing_bucket),	cmocka_unit_test(test_async_many),
 		cmocka_unit_test(test_delete_multi),	cmocka_unit_test(test_retry_rgw_restart),
-		cmocka_unit_test(test_quiesce_outage),
+		cmocka_unit_test(test_quiesce_outage),	cmocka_unit_test(test_quiesce_blackhole),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
