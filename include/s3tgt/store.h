@@ -115,6 +115,14 @@ struct store_ops {
 	/* Close: every submitted io has completed. Frees priv. */
 	void (*close)(struct store *st);
 	/*
+	 * Optional: complete every submitted io now, so a layer above can
+	 * close when its lower ios would otherwise outlive it (the cache closing
+	 * during an S3 outage). Reactor thread, blocks for a bounded time; work
+	 * waiting for a retry fails with -ECANCELED. The callbacks run before it
+	 * returns; the store stays usable.
+	 */
+	void (*quiesce)(struct store *st);
+	/*
 	 * Optional (STORE_CAP_LBA_STATUS): is the byte at offset mapped? *run is
 	 * set to the length in bytes (>= block_size) of the run starting at offset
 	 * with the same state. Synchronous and cheap. Returns 0 or -errno.

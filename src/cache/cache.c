@@ -233,6 +233,7 @@ struct cache {
 	struct reactor_timer *tick;
 	unsigned internal; /* lower ios and journal jobs in flight */
 	bool closing;
+	bool quiescing; /* close is completing the lower ios itself */
 	struct cache_stats stats;
 	/* journal (cache_dir) */
 	int jfd;
@@ -633,7 +634,7 @@ static void finalize_msg(void *arg);
 static void internal_done(struct cache *c)
 {
 	c->internal--;
-	if (c->closing && c->internal == 0) {
+	if (c->closing && c->internal == 0 && !c->quiescing) {
 		/* Not from inside the lower store's callback: it may still use itself. */
 		if (reactor_post(c->r, finalize_msg, c) != 0) {
 			LOG_ERR(COMP, "cannot post the final close; leaking the cache");
@@ -1984,6 +1985,12 @@ static void cache_close(struct store *st)
 	c->closing = true;
 	c->st = NULL;
 	st->priv = NULL;
+	if (c->internal && c->lower->ops->quiesce) {
+		/* Uploads still retrying (flush failed): cancel them; cache_dir keeps the data. */
+		c->quiescing = true;
+		c->lower->ops->quiesce(c->lower);
+		c->quiescing = false;
+	}
 	if (c->internal == 0) {
 		cache_free(c);
 		return;

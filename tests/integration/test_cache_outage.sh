@@ -51,11 +51,12 @@ check_eq "every write acknowledged" "$NPIECES" "$(grep -c '^wrote' "$T_DIR/write
 # Shutdown during a second outage, long enough (> CHUNK_LEASE_RENEW_MS, 30 s) that a
 # lease renewal is retrying when SIGTERM arrives. Closing must cancel that renewal
 # at once (not wait out its 120 s retry deadline), free it, and then write the
-# release, which goes through once RGW is back 3 s later. Otherwise the lease stays
-# "held" and the daemon below is refused (and ASan reports the renewal leaked).
+# release, which retries for 5 s and goes through once RGW is back 1 s later.
+# Otherwise the lease stays "held" and the daemon below is refused (and ASan
+# reports the renewal leaked).
 check "radosgw stopped again, for 32 s" "$RGW" stop-rgw "$RGW_DIR"
 sleep 32
-( sleep 3; "$RGW" start-rgw "$RGW_DIR" ) >"$T_DIR/rgw-restart.log" 2>&1 &
+( sleep 1; "$RGW" start-rgw "$RGW_DIR" ) >"$T_DIR/rgw-restart.log" 2>&1 &
 RPID=$!
 T_PIDS+=("$RPID")
 check "daemon stops cleanly with a lease renewal outstanding" stop_daemon 60

@@ -142,6 +142,9 @@ struct chunk_store {
 	unsigned running;	   /* request slots in use */
 	unsigned running_peak;	   /* for tests and stats */
 	struct chunk_lease *lease; /* one writer per volume (lease.c) */
+	/* quiesce: completions kept here and run by chunk_store_quiesce itself */
+	bool quiescing;
+	struct store_io *done_head, *done_tail;
 };
 
 /* store_io scratch use */
@@ -389,6 +392,16 @@ static void io_done_msg(void *arg)
 
 static void io_complete(struct chunk_store *cs, struct store_io *io)
 {
+	if (cs->quiescing) {
+		IO_NEXT(io) = NULL;
+		if (cs->done_tail) {
+			IO_NEXT(cs->done_tail) = io;
+		} else {
+			cs->done_head = io;
+		}
+		cs->done_tail = io;
+		return;
+	}
 	if (reactor_post(cs->st->reactor, io_done_msg, io) != 0) {
 		/* Out of memory for the message: completing late beats never completing. */
 		LOG_ERR("chunk", "%s: cannot post io completion, completing inline", cs->st->uri);
@@ -1417,6 +1430,44 @@ int chunk_store_resize(struct store *st, uint64_t new_size)
 	}
 	st->size = new_size;
 	return 0;
+}
+
+/*
+ * A chunk op's completion dispatches the next one inline, so the back end's
+ * quiesce also sees the ops queued behind it. The ios those ops complete are
+ * run here, outside the back end's callbacks; what their callbacks submit is
+ * quiesced in the next round.
+ */
+void chunk_store_quiesce(struct store *st)
+{
+	struct chunk_store *cs = st->priv;
+
+	cs->quiescing = true;
+	for (;;) {
+		unsigned running = cs->running;
+		bool ran = cs->done_head != NULL;
+
+		cs->os->ops->quiesce(cs->os);
+		ran = ran || cs->done_head != NULL;
+		while (cs->done_head) {
+			struct store_io *io = cs->done_head;
+
+			cs->done_head = IO_NEXT(io);
+			if (!cs->done_head) {
+				cs->done_tail = NULL;
+			}
+			io->cb(io);
+		}
+		if (!cs->running && !cs->pend_head) {
+			break;
+		}
+		if (!ran && cs->running == running) {
+			LOG_ERR("chunk", "%s: quiesce: %u requests running, none outstanding",
+				st->uri, cs->running);
+			break;
+		}
+	}
+	cs->quiescing = false;
 }
 
 void chunk_store_close(struct store *st)

@@ -247,6 +247,8 @@ void chunk_lease_release(struct chunk_lease *l)
 	n = lease_body(l, "released");
 	if (n > 0) {
 		lease_req(l, OBJ_PUT, false, (size_t)n);
+		/* At close S3 may be down: do not hold shutdown for the whole retry deadline. */
+		l->req.deadline_ms = CHUNK_LEASE_RELEASE_MS;
 		if (l->os->ops->put_sync(l->os, &l->req) != 0 || l->req.status) {
 			LOG_WARN("chunk",
 				 "%s: could not release the lease (holder %s); the next "

@@ -14,6 +14,7 @@ struct chunk_lease;
 #define CHUNK_LEASE_KEY "lease"
 #define CHUNK_LEASE_HOLDER_MAX 64
 #define CHUNK_LEASE_RENEW_MS 30000u
+#define CHUNK_LEASE_RELEASE_MS 5000u
 
 /*
  * Take the lease of the volume on os (borrowed; must outlive the lease) for

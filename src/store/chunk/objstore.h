@@ -45,6 +45,7 @@ struct obj_req {
 	/* User metadata: PUT sends it, GET returns it (S3: x-amz-meta-s3tgt). NUL-terminated. */
 	char meta[OBJ_META_MAX];
 	bool if_none_match; /* PUT only if the object does not exist (-EEXIST otherwise) */
+	unsigned deadline_ms; /* retry transient failures this long at most; 0: back end's default */
 	/*
 	 * DELETE_MULTI (`key` unused): keys and key_status are borrowed arrays of
 	 * nkeys (1..OBJ_DELETE_MULTI_MAX) entries. When status is 0, key_status[i]

@@ -235,7 +235,8 @@ static void op_put(struct s3_client *cl, struct s3_op *op)
 
 static int enqueue(struct s3_client *cl, struct s3_op *op)
 {
-	op->deadline_ms = now_ms() + cl->retry_deadline_ms;
+	op->deadline_ms = now_ms() + (op->req && op->req->deadline_ms ? op->req->deadline_ms
+								      : cl->retry_deadline_ms);
 	op->last_err = -EIO;
 	pthread_mutex_lock(&cl->lock);
 	if (cl->stopping) {

@@ -122,6 +122,7 @@ const struct store_ops store_s3_ops = {
     .open = s3_open,
     .submit = chunk_store_submit,
     .close = chunk_store_close,
+    .quiesce = chunk_store_quiesce,
     .lba_status = chunk_store_lba_status,
     .resize = chunk_store_resize,
     .volume_id = chunk_store_volume_id,
