@@ -2,7 +2,7 @@
  * cache.c - the write-back chunk cache: a store whose lower store is s3, dir,
  * file or ram (STYLE.md 2: layers stack). Everything here runs on the store's
  * reactor thread, except the journal writes (cache_dir) which run on the
- * cache's own worker threads (struct jqueue) and come back through an eventfd.
+ * cache's own worker pool (struct jqueue) and come back through its reactor queue.
  *
  * The device is cut into cache chunks (the lower store's opt_io_bytes, i.e.
  * the S3 chunk size, else 1 MiB). A fixed number of slots (cache_size /
@@ -49,14 +49,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -164,27 +161,20 @@ struct jjob {
 	bool with_hdr; /* hdr holds a snapshot to write */
 	bool sync;
 	int rc;
-	struct jjob *next;  /* slot FIFO */
-	struct jjob *qnext; /* worker queue / done list */
+	struct jjob *next;	  /* slot FIFO */
+	struct reactor_node done; /* back from the worker */
 };
 
 /*
- * The journal workers: own threads (not the shared pool) so that close() can
- * drain and join them synchronously, leaving no message behind on a reactor
- * that may already be stopped. `mu` protects the queued/done lists and stop;
- * lock order: nothing else is held while taking it.
+ * The journal workers: a pool of this cache's own, whose completions come
+ * back through its own reactor queue, so that close() can drain both
+ * synchronously, leaving no message behind on a reactor that may already be
+ * stopped. Once stopped (close), jobs run inline.
  */
 struct jqueue {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct jjob *queued_head, *queued_tail;
-	struct jjob *done_head, *done_tail;
-	bool stop;
-	bool stopped; /* workers joined: jobs now run inline (close) */
-	pthread_t th[JOURNAL_THREADS];
-	unsigned nth;
-	int efd;
-	bool fd_added;
+	struct thread_pool *tp;
+	struct reactor_queue *done;
+	bool stopped;
 };
 
 struct crange {
@@ -808,166 +798,66 @@ static void jjob_done(struct jjob *j)
 	jjob_start(e);
 }
 
-static void *jq_worker(void *arg)
+static void jq_work(void *arg)
 {
-	struct cache *c = arg;
-	struct jqueue *q = &c->jq;
-	const uint64_t one = 1;
+	struct jjob *j = arg;
 
-	pthread_mutex_lock(&q->mu);
-	for (;;) {
-		struct jjob *j;
-
-		while (!q->queued_head && !q->stop) {
-			pthread_cond_wait(&q->cv, &q->mu);
-		}
-		j = q->queued_head;
-		if (!j) {
-			break;
-		}
-		q->queued_head = j->qnext;
-		if (!q->queued_head) {
-			q->queued_tail = NULL;
-		}
-		pthread_mutex_unlock(&q->mu);
-		jjob_work(j);
-		pthread_mutex_lock(&q->mu);
-		j->qnext = NULL;
-		if (q->done_tail) {
-			q->done_tail->qnext = j;
-		} else {
-			q->done_head = j;
-		}
-		q->done_tail = j;
-		if (write(q->efd, &one, sizeof(one)) < 0) {
-			/* The counter cannot overflow at this rate; the reader drains it. */
-		}
-	}
-	pthread_mutex_unlock(&q->mu);
-	return NULL;
+	jjob_work(j);
+	reactor_queue_push(j->c->jq.done, &j->done);
 }
 
-static void jq_drain_done(struct cache *c)
+static void jq_done(void *arg)
 {
-	struct jjob *j;
-
-	pthread_mutex_lock(&c->jq.mu);
-	j = c->jq.done_head;
-	c->jq.done_head = c->jq.done_tail = NULL;
-	pthread_mutex_unlock(&c->jq.mu);
-	while (j) {
-		struct jjob *n = j->qnext;
-		jjob_done(j);
-		j = n;
-	}
-}
-
-static void jq_event(void *arg, uint32_t events)
-{
-	struct cache *c = arg;
-	uint64_t v;
-
-	(void)events;
-	if (read(c->jq.efd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
-		LOG_RATELIMIT(LOG_LEVEL_ERR, COMP, "journal eventfd read: %s", strerror(errno));
-	}
-	jq_drain_done(c);
+	jjob_done(arg);
 }
 
 static int jq_start(struct cache *c)
 {
-	struct jqueue *q = &c->jq;
-	sigset_t all, old;
-	int rc;
+	int rc = thread_pool_create(JOURNAL_THREADS, &c->jq.tp);
 
-	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (q->efd < 0) {
-		return -errno;
-	}
-	if (pthread_mutex_init(&q->mu, NULL) != 0) {
-		close(q->efd);
-		return -ENOMEM;
-	}
-	if (pthread_cond_init(&q->cv, NULL) != 0) {
-		pthread_mutex_destroy(&q->mu);
-		close(q->efd);
-		return -ENOMEM;
-	}
-	c->jq_init = true;
-	rc = reactor_add_fd(c->r, q->efd, EPOLLIN, jq_event, c);
 	if (rc) {
 		return rc;
 	}
-	q->fd_added = true;
-	/* Signals belong to the reactor thread (signalfd): workers block them all. */
-	sigfillset(&all);
-	rc = pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = reactor_queue_create(c->r, jq_done, &c->jq.done);
 	if (rc) {
-		return -rc;
+		thread_pool_destroy(c->jq.tp);
+		c->jq.tp = NULL;
+		return rc;
 	}
-	for (q->nth = 0; q->nth < JOURNAL_THREADS; q->nth++) {
-		rc = pthread_create(&q->th[q->nth], NULL, jq_worker, c);
-		if (rc) {
-			break;
-		}
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return -rc;
+	c->jq_init = true;
+	return 0;
 }
 
 /* Finish every journal write (close: may block), then stop the workers. */
 static void jq_stop(struct cache *c)
 {
-	struct jqueue *q = &c->jq;
-
 	if (!c->jq_init) {
 		return;
 	}
-	pthread_mutex_lock(&q->mu);
-	q->stop = true;
-	pthread_cond_broadcast(&q->cv);
-	pthread_mutex_unlock(&q->mu);
-	for (unsigned i = 0; i < q->nth; i++) {
-		pthread_join(q->th[i], NULL);
-	}
-	q->nth = 0;
-	q->stopped = true;
-	if (q->fd_added) {
-		reactor_del_fd(c->r, q->efd);
-		q->fd_added = false;
-	}
+	thread_pool_destroy(c->jq.tp);
+	c->jq.tp = NULL;
+	c->jq.stopped = true;
 	/* Done jobs start their slot's next job, which now runs inline. */
-	jq_drain_done(c);
-	close(q->efd);
-	pthread_cond_destroy(&q->cv);
-	pthread_mutex_destroy(&q->mu);
+	reactor_queue_destroy(c->jq.done);
+	c->jq.done = NULL;
 	c->jq_init = false;
 }
 
 static void jjob_start(struct centry *e)
 {
 	struct jjob *j = e->jhead;
-	struct jqueue *q = &e->c->jq;
 
 	if (e->jbusy || !j) {
 		return;
 	}
 	e->jbusy = true;
-	if (q->stopped) {
-		jjob_work(j);
-		jjob_done(j);
+	j->done.arg = j;
+	if (!e->c->jq.stopped && thread_pool_submit(e->c->jq.tp, jq_work, NULL, NULL, j) == 0) {
 		return;
 	}
-	pthread_mutex_lock(&q->mu);
-	j->qnext = NULL;
-	if (q->queued_tail) {
-		q->queued_tail->qnext = j;
-	} else {
-		q->queued_head = j;
-	}
-	q->queued_tail = j;
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
+	/* Closing, or no memory for the pool's job: write it now, on the reactor. */
+	jjob_work(j);
+	jjob_done(j);
 }
 
 /*
