@@ -6,10 +6,12 @@
 # in S3) and no sanitizer report. Once S3 is back, the same configuration
 # recovers every acknowledged write: the cached LUN takes its own lease back and
 # uploads its dirty chunks; the uncached LUN, whose lease could not be released,
-# opens with break_lease=1 (docs/DURABILITY.md).
+# opens with break_lease=1 (docs/DURABILITY.md). Before the stop, a third LUN
+# is deleted through the API while its lease renewal is retrying: the delete
+# completes, the daemon keeps serving, nothing is used after being freed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-need qemu-io
+need qemu-io iscsi-inq curl
 
 IQN=iqn.2026-11.io.s3tgt:stop-outage
 BUCKET=s3tgt-stop-outage
@@ -19,8 +21,12 @@ rgw_up "$BUCKET"
 OPTS="endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
 CACHED="s3://$BUCKET/c?size=64M&chunk_size=1M&$OPTS&cache_size=32M&cache_dir=$T_DIR/cache&flush_timeout=5"
 PLAIN="s3://$BUCKET/p?size=16M&chunk_size=1M&$OPTS"
+DOOMED="s3://$BUCKET/d?size=16M&chunk_size=1M&$OPTS"
+SOCK=$T_DIR/api.sock
 
-start_daemon --target "$IQN" --lun "0=$CACHED" --lun "1=$PLAIN" || die "s3tgtd did not start"
+start_daemon --target "$IQN" --lun "0=$CACHED" --lun "1=$PLAIN" --lun "2=$DOOMED" \
+	--api-socket "$SOCK" || die "s3tgtd did not start"
+t_open=$(date +%s)
 check "uncached LUN written while S3 is up" \
 	qemu-io -f raw -c "write -P 0x3c 0 $((2 * MIB))" "$(lun_url $IQN 1)"
 check "radosgw stopped" "$RGW" stop-rgw "$RGW_DIR"
@@ -29,6 +35,22 @@ check "radosgw stopped" "$RGW" stop-rgw "$RGW_DIR"
 qemu-io -t writeback -f raw -c "write -P 0x5a 0 $((8 * MIB))" -c "write -P 0xa5 $((40 * MIB)) 12288" \
 	"$(lun_url $IQN 0)" >"$T_DIR/writer.log" 2>&1 || true
 check_eq "writes acknowledged into the cache" 2 "$(grep -c '^wrote' "$T_DIR/writer.log" || true)"
+
+# the leases are renewed 30 s after open: by then every renewal is retrying
+sleep $((t_open + 33 - $(date +%s)))
+t0=$(date +%s)
+status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 --unix-socket "$SOCK" \
+	-X DELETE "http://localhost/v1/targets/$IQN/luns/2") || status=000
+check_eq "LUN 2 deleted through the API during the outage" 204 "$status"
+for ((i = 0; i < 100; i++)); do
+	grep -q 'could not release the lease' "$DAEMON_LOG" && break
+	sleep 0.1
+done
+log "LUN 2 closed $(($(date +%s) - t0)) s after the delete"
+check "LUN 2: its retrying renewal was completed at close" \
+	grep -qE 'PUT s3://[^ ]*/d/lease failed: (Operation canceled|Input/output error)' "$DAEMON_LOG"
+check "LUN 2: lease release given up (S3 down)" grep -q 'could not release the lease' "$DAEMON_LOG"
+check "daemon still serves LUN 0" inq_ok "$(lun_url $IQN 0)"
 
 t0=$(date +%s)
 stop_pid "$DAEMON_PID" 90
@@ -41,7 +63,8 @@ check "no wait for the S3 retry deadline" test "$took" -lt 60
 check "no sanitizer report" \
 	bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$DAEMON_LOG'"
 check "log: dirty chunks kept in cache_dir" grep -q 'dirty chunks; they are kept in' "$DAEMON_LOG"
-check "log: lease not released" grep -q 'could not release the lease' "$DAEMON_LOG"
+check_eq "log: no lease released (LUN 2 at its delete, LUNs 0 and 1 at the stop)" 3 \
+	"$(grep -c 'could not release the lease' "$DAEMON_LOG" || true)"
 check "log: no deferred close" bash -c "! grep -q 'lower requests in flight' '$DAEMON_LOG'"
 
 check "radosgw started again" "$RGW" start-rgw "$RGW_DIR"
