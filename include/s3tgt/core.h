@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 struct reactor;
+struct reactor_msg;
 struct reactor_timer;
 struct thread_pool;
 
@@ -41,6 +42,18 @@ int reactor_del_fd(struct reactor *r, int fd);
  * Returns 0 or -ENOMEM.
  */
 int reactor_post(struct reactor *r, reactor_msg_fn fn, void *arg);
+
+/*
+ * Reserve a message node up front so that a later post cannot fail: the
+ * thread pool reserves at submit time and posts from a worker thread, where
+ * an -ENOMEM would have nobody to report to; a store reserves the message
+ * that finishes an asynchronous close. Returns NULL on allocation failure.
+ */
+struct reactor_msg *reactor_msg_alloc(struct reactor *r);
+/* Post a reserved node (takes ownership; thread-safe). Never fails. */
+void reactor_msg_post(struct reactor *r, struct reactor_msg *m, reactor_msg_fn fn, void *arg);
+/* Return an unposted reserved node. */
+void reactor_msg_free(struct reactor *r, struct reactor_msg *m);
 
 /*
  * A completion queue of one owner (a store's back end): other threads push

@@ -36,7 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core_internal.h"
 #include "s3tgt/core.h"
 
 #define REACTOR_MAX_EVENTS 128

@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "core_internal.h"
 #include "s3tgt/core.h"
 
 struct tp_job {

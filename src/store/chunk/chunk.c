@@ -1470,6 +1470,11 @@ void chunk_store_quiesce(struct store *st)
 	cs->quiescing = false;
 }
 
+static void released_msg(void *arg)
+{
+	chunk_store_free(arg);
+}
+
 void chunk_store_close(struct store *st)
 {
 	struct chunk_store *cs = st->priv;
@@ -1480,6 +1485,16 @@ void chunk_store_close(struct store *st)
 	if (cs->running || cs->pend_head) {
 		LOG_ERR("chunk", "%s: closed with I/O in flight", st->uri);
 	}
-	chunk_store_free(cs);
 	st->priv = NULL;
+	/*
+	 * Inside the loop (an LU deleted at run time) the lease release must not
+	 * block it; the rest of cs goes once the release finished. At shutdown the
+	 * loop has stopped, and a synchronous release is what is left.
+	 */
+	if (cs->lease && reactor_is_current(st->reactor) &&
+	    chunk_lease_release_async(cs->lease, released_msg, cs) == 0) {
+		cs->lease = NULL;
+		return;
+	}
+	chunk_store_free(cs);
 }

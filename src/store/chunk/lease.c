@@ -41,6 +41,10 @@ struct chunk_lease {
 	struct obj_req req;
 	bool busy;
 	bool resumed;
+	/* chunk_lease_release_async */
+	struct reactor_msg *done_msg;
+	void (*done)(void *);
+	void *done_arg;
 };
 
 static int lease_body(struct chunk_lease *l, const char *state)
@@ -230,13 +234,11 @@ err:
 	return ret;
 }
 
-void chunk_lease_release(struct chunk_lease *l)
+/* Stop renewing; a renewal in flight completes first, so the release is the last write. */
+static int release_prepare(struct chunk_lease *l)
 {
 	int n;
 
-	if (!l) {
-		return;
-	}
 	if (l->timer) {
 		reactor_timer_cancel(l->r, l->timer);
 		l->timer = NULL;
@@ -247,16 +249,61 @@ void chunk_lease_release(struct chunk_lease *l)
 	n = lease_body(l, "released");
 	if (n > 0) {
 		lease_req(l, OBJ_PUT, false, (size_t)n);
-		/* At close S3 may be down: do not hold shutdown for the whole retry deadline. */
+		/* At close S3 may be down: do not hold the close for the whole retry deadline. */
 		l->req.deadline_ms = CHUNK_LEASE_RELEASE_MS;
-		if (l->os->ops->put_sync(l->os, &l->req) != 0 || l->req.status) {
-			LOG_WARN("chunk",
-				 "%s: could not release the lease (holder %s); the next "
-				 "open by another daemon needs break_lease=1",
-				 l->what, l->holder);
-		}
+	}
+	return n;
+}
+
+static void release_result(struct chunk_lease *l, int rc)
+{
+	if (rc != 0 || l->req.status) {
+		LOG_WARN("chunk",
+			 "%s: could not release the lease (holder %s); the next "
+			 "open by another daemon needs break_lease=1",
+			 l->what, l->holder);
+	}
+}
+
+void chunk_lease_release(struct chunk_lease *l)
+{
+	if (!l) {
+		return;
+	}
+	if (release_prepare(l) > 0) {
+		release_result(l, l->os->ops->put_sync(l->os, &l->req));
 	}
 	free(l);
+}
+
+static void release_done(struct obj_req *req)
+{
+	struct chunk_lease *l = req->cb_arg;
+
+	release_result(l, 0);
+	reactor_msg_post(l->r, l->done_msg, l->done, l->done_arg);
+	free(l);
+}
+
+int chunk_lease_release_async(struct chunk_lease *l, void (*done)(void *), void *arg)
+{
+	l->done_msg = reactor_msg_alloc(l->r);
+	if (!l->done_msg) {
+		return -ENOMEM;
+	}
+	l->done = done;
+	l->done_arg = arg;
+	if (release_prepare(l) > 0) {
+		l->req.cb = release_done;
+		l->req.cb_arg = l;
+		if (l->os->ops->submit(l->os, &l->req) == 0) {
+			return 0;
+		}
+		release_result(l, -EIO);
+	}
+	reactor_msg_post(l->r, l->done_msg, done, arg);
+	free(l);
+	return 0;
 }
 
 const char *chunk_lease_holder(const struct chunk_lease *l)

@@ -26,6 +26,15 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const char *holder,
 		     const char *what, struct chunk_lease **out, char *err, size_t errlen);
 /* Mark the lease released (synchronous PUT) and free it. NULL is a no-op. */
 void chunk_lease_release(struct chunk_lease *l);
+/*
+ * The same without blocking, for a close while the reactor runs (an LU
+ * deleted during an S3 outage must not stall the others for the release's
+ * retries): the PUT is submitted, and once it finished l is freed and
+ * done(arg) runs as a reactor message, outside the object store's callback,
+ * so done may destroy the store. Returns 0, or -ENOMEM (l untouched: release
+ * it synchronously).
+ */
+int chunk_lease_release_async(struct chunk_lease *l, void (*done)(void *), void *arg);
 const char *chunk_lease_holder(const struct chunk_lease *l);
 /* The lease taken was the one this holder had released: no other writer since. */
 bool chunk_lease_resumed(const struct chunk_lease *l);
