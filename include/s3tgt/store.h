@@ -185,6 +185,13 @@ int store_open_uri(const char *uri, struct reactor *r, struct store **out, char 
 		   size_t errlen);
 /* Close and free; all submitted io must have completed. NULL is a no-op. */
 void store_close(struct store *st);
+/*
+ * Closes still finishing in the background: a chunk store (dir, s3) closed
+ * while its reactor runs (an LU deleted through the API) releases its volume
+ * lease asynchronously and frees itself after. The daemon keeps its loop
+ * running until this is 0, so no such release is cut short at exit.
+ */
+unsigned store_closes_pending(void);
 
 /* st->ops->metrics(st, fn, arg) when the store has the op; else nothing. */
 void store_metrics(struct store *st, store_metric_fn fn, void *arg);

@@ -6,7 +6,8 @@
  *   management API --> reactor_run  ...  SIGTERM/SIGINT (signalfd)
  *   --> API shutdown (finish requests in progress, close the socket)
  *   --> server shutdown (stop accepting, finish in-flight commands, close)
- *   --> STORE_OP_FLUSH on every LU --> reactor_stop --> free --> exit 0
+ *   --> STORE_OP_FLUSH on every LU --> background store closes done
+ *   --> reactor_stop --> free --> exit 0 (1 if a flush failed)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -77,6 +78,20 @@ static void usage(FILE *f)
 		mgmt_default_socket(sock, sizeof(sock)));
 }
 
+/*
+ * Every store is flushed: stop the loop once the background closes (the
+ * lease release of an LU deleted just before) are done; each ends within
+ * seconds, also with S3 down.
+ */
+static void stop_when_closed(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (store_closes_pending() == 0 || !reactor_timer_add(d->r, 50, false, stop_when_closed, d)) {
+		reactor_stop(d->r);
+	}
+}
+
 static void flush_done(struct store_io *io)
 {
 	struct daemon *d = io->cb_arg;
@@ -87,7 +102,7 @@ static void flush_done(struct store_io *io)
 	}
 	free(io);
 	if (--d->flushes == 0) {
-		reactor_stop(d->r);
+		stop_when_closed(d);
 	}
 }
 
@@ -118,7 +133,7 @@ static void server_stopped(void *arg)
 	d->flushes = 1;
 	mgmt_state_foreach_lu(d->state, flush_lu, d);
 	if (--d->flushes == 0) {
-		reactor_stop(d->r);
+		stop_when_closed(d);
 	}
 }
 

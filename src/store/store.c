@@ -22,6 +22,8 @@
 #include "s3tgt/core.h"
 #include "s3tgt/store.h"
 
+#include "chunk/chunk.h"
+
 #define STORE_EXTRA_MAX 8
 
 /* Built-in stores: the one table to extend when a store is added. */
@@ -51,6 +53,11 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 		err[0] = '\0';
 	}
 	va_end(ap);
+}
+
+unsigned store_closes_pending(void)
+{
+	return chunk_store_closes_pending();
 }
 
 const struct store_ops *store_ops_find(const char *scheme)

@@ -52,6 +52,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1470,9 +1471,18 @@ void chunk_store_quiesce(struct store *st)
 	cs->quiescing = false;
 }
 
+/* Every chunk store of the process: the daemon waits for them at exit. */
+static atomic_uint g_closes_pending;
+
+unsigned chunk_store_closes_pending(void)
+{
+	return atomic_load(&g_closes_pending);
+}
+
 static void released_msg(void *arg)
 {
 	chunk_store_free(arg);
+	atomic_fetch_sub(&g_closes_pending, 1);
 }
 
 void chunk_store_close(struct store *st)
@@ -1491,10 +1501,13 @@ void chunk_store_close(struct store *st)
 	 * block it; the rest of cs goes once the release finished. At shutdown the
 	 * loop has stopped, and a synchronous release is what is left.
 	 */
-	if (cs->lease && reactor_is_current(st->reactor) &&
-	    chunk_lease_release_async(cs->lease, released_msg, cs) == 0) {
-		cs->lease = NULL;
-		return;
+	if (cs->lease && reactor_is_current(st->reactor)) {
+		atomic_fetch_add(&g_closes_pending, 1);
+		if (chunk_lease_release_async(cs->lease, released_msg, cs) == 0) {
+			cs->lease = NULL;
+			return;
+		}
+		atomic_fetch_sub(&g_closes_pending, 1);
 	}
 	chunk_store_free(cs);
 }
