@@ -87,7 +87,8 @@ static void stop_when_closed(void *arg)
 {
 	struct daemon *d = arg;
 
-	if (store_closes_pending() == 0 || !reactor_timer_add(d->r, 50, false, stop_when_closed, d)) {
+	if (store_closes_pending() == 0 ||
+	    !reactor_timer_add(d->r, 50, false, stop_when_closed, d)) {
 		reactor_stop(d->r);
 	}
 }
