@@ -391,16 +391,21 @@ static void io_done_msg(void *arg)
 	io->cb(io);
 }
 
+static void io_list_append(struct store_io **head, struct store_io **tail, struct store_io *io)
+{
+	IO_NEXT(io) = NULL;
+	if (*tail) {
+		IO_NEXT(*tail) = io;
+	} else {
+		*head = io;
+	}
+	*tail = io;
+}
+
 static void io_complete(struct chunk_store *cs, struct store_io *io)
 {
 	if (cs->quiescing) {
-		IO_NEXT(io) = NULL;
-		if (cs->done_tail) {
-			IO_NEXT(cs->done_tail) = io;
-		} else {
-			cs->done_head = io;
-		}
-		cs->done_tail = io;
+		io_list_append(&cs->done_head, &cs->done_tail, io);
 		return;
 	}
 	if (reactor_post(cs->st->reactor, io_done_msg, io) != 0) {
@@ -990,15 +995,9 @@ int chunk_store_submit(struct store *st, struct store_io *io)
 	    io->op != STORE_OP_WRITE_ZEROES) {
 		return -ENOTSUP;
 	}
-	IO_NEXT(io) = NULL;
 	IO_CURSOR(io) = 0;
 	IO_PARTS(io) = 0;
-	if (cs->pend_tail) {
-		IO_NEXT(cs->pend_tail) = io;
-	} else {
-		cs->pend_head = io;
-	}
-	cs->pend_tail = io;
+	io_list_append(&cs->pend_head, &cs->pend_tail, io);
 	dispatch(cs);
 	return 0;
 }

@@ -118,19 +118,20 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct objstore *open_store(struct reactor *r, const char *bucket, const char *secret,
-				   const char *prefix, unsigned max_keys, unsigned deadline_ms)
+static struct objstore *open_store_at(struct reactor *r, const char *endpoint,
+				      const char *bucket, const char *secret, const char *prefix,
+				      unsigned max_keys, unsigned deadline_ms, unsigned timeout_ms)
 {
 	struct s3_config cfg = {
 		.bucket = bucket,
 		.prefix = prefix,
-		.endpoint = g_endpoint,
+		.endpoint = endpoint,
 		.region = "us-east-1",
 		.path_style = true,
 		.access_key = g_key,
 		.secret_key = secret,
 		.list_max_keys = max_keys,
-		.timeout_ms = 5000,
+		.timeout_ms = timeout_ms,
 		.retry_deadline_ms = deadline_ms,
 	};
 	struct objstore *os = NULL;
@@ -138,6 +139,12 @@ static struct objstore *open_store(struct reactor *r, const char *bucket, const 
 
 	assert_int_equal(s3_objstore_create(&cfg, r, &os, err, sizeof(err)), 0);
 	return os;
+}
+
+static struct objstore *open_store(struct reactor *r, const char *bucket, const char *secret,
+				   const char *prefix, unsigned max_keys, unsigned deadline_ms)
+{
+	return open_store_at(r, g_endpoint, bucket, secret, prefix, max_keys, deadline_ms, 5000);
 }
 
 static int put(struct objstore *os, const char *key, const void *buf, size_t len,
@@ -624,10 +631,9 @@ static void test_quiesce_blackhole(void **state)
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	char endpoint[64];
 	struct reactor *r = NULL;
-	struct objstore *os = NULL;
+	struct objstore *os;
 	struct obj_req q[1];
 	struct quiesce_ctx c = { .owner = pthread_self() };
-	char err[256] = "";
 	uint64_t t0;
 
 	(void)state;
@@ -636,22 +642,8 @@ static void test_quiesce_blackhole(void **state)
 	assert_int_equal(listen(lfd, 4), 0);
 	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
 	(void)snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%u", ntohs(sa.sin_port));
-	{
-		struct s3_config cfg = {
-			.bucket = g_bucket,
-			.prefix = "vol-hole",
-			.endpoint = endpoint,
-			.region = "us-east-1",
-			.path_style = true,
-			.access_key = g_key,
-			.secret_key = g_secret,
-			.timeout_ms = 60000,
-			.retry_deadline_ms = 120000,
-		};
-
-		assert_int_equal(reactor_create(&r), 0);
-		assert_int_equal(s3_objstore_create(&cfg, r, &os, err, sizeof(err)), 0);
-	}
+	assert_int_equal(reactor_create(&r), 0);
+	os = open_store_at(r, endpoint, g_bucket, g_secret, "vol-hole", 0, 120000, 60000);
 	submit_puts(os, q, 1, &c);
 	usleep(300 * 1000); /* connected, request sent, no answer */
 	t0 = reactor_now_ms();
