@@ -66,9 +66,15 @@ void reactor_msg_free(struct reactor *r, struct reactor_msg *m);
  * reach, and run after the owner is gone (or never, once the loop stopped).
  * The node is the caller's, so pushing cannot fail.
  *
- * create, run and destroy: reactor thread only (or before the loop runs);
- * push: any thread. destroy runs the nodes still queued; the owner makes
- * sure no producer pushes after that.
+ * The queue also counts what its owner awaits: reactor_queue_expect() when
+ * work that will push a node is handed to another thread, and each node run
+ * settles one. reactor_queue_pending() is that count, and
+ * reactor_queue_drain() runs nodes until it is 0, which is how an owner
+ * waits out its outstanding work before it frees itself.
+ *
+ * create, expect, pending, run, drain and destroy: reactor thread only (or
+ * before the loop runs); push: any thread. destroy runs the nodes still
+ * queued; the owner makes sure no producer pushes after that.
  */
 struct reactor_queue;
 struct reactor_node {
@@ -77,7 +83,10 @@ struct reactor_node {
 };
 int reactor_queue_create(struct reactor *r, reactor_msg_fn fn, struct reactor_queue **out);
 void reactor_queue_push(struct reactor_queue *q, struct reactor_node *n);
+void reactor_queue_expect(struct reactor_queue *q);
+unsigned reactor_queue_pending(const struct reactor_queue *q);
 void reactor_queue_run(struct reactor_queue *q, bool wait);
+void reactor_queue_drain(struct reactor_queue *q);
 void reactor_queue_destroy(struct reactor_queue *q);
 
 /*

@@ -853,6 +853,7 @@ static void jjob_start(struct centry *e)
 	e->jbusy = true;
 	j->done.arg = j;
 	if (!e->c->jq.stopped && thread_pool_submit(e->c->jq.tp, jq_work, NULL, NULL, j) == 0) {
+		reactor_queue_expect(e->c->jq.done);
 		return;
 	}
 	/* Closing, or no memory for the pool's job: write it now, on the reactor. */

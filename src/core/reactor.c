@@ -24,6 +24,7 @@
  *   timerfd is armed for the earliest one (re-armed lazily: an early spurious
  *   expiry is harmless, a late one is not possible).
  */
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -503,8 +504,19 @@ struct reactor_queue {
 	reactor_msg_fn fn;
 	pthread_mutex_t lock; /* protects head, tail, signalled; leaf lock */
 	struct reactor_node *head, *tail;
-	bool signalled; /* an eventfd write is pending for head */
+	bool signalled;	  /* an eventfd write is pending for head */
+	unsigned pending; /* expected nodes not run yet; reactor thread only */
 };
+
+void reactor_queue_expect(struct reactor_queue *q)
+{
+	q->pending++;
+}
+
+unsigned reactor_queue_pending(const struct reactor_queue *q)
+{
+	return q->pending;
+}
 
 void reactor_queue_push(struct reactor_queue *q, struct reactor_node *n)
 {
@@ -552,8 +564,17 @@ void reactor_queue_run(struct reactor_queue *q, bool wait)
 	while (n) {
 		struct reactor_node *next = n->next; /* fn may reuse n */
 
+		assert(q->pending > 0);
+		q->pending--;
 		q->fn(n->arg);
 		n = next;
+	}
+}
+
+void reactor_queue_drain(struct reactor_queue *q)
+{
+	while (q->pending) {
+		reactor_queue_run(q, true);
 	}
 }
 

@@ -44,8 +44,7 @@ struct dir_os {
 	int rootfd;
 	struct thread_pool *tp;
 	struct reactor_queue *done;
-	unsigned outstanding; /* submitted, callback not run yet; reactor thread */
-	atomic_uint tmp_seq;  /* unique temp names across worker threads */
+	atomic_uint tmp_seq; /* unique temp names across worker threads */
 };
 
 _Static_assert(DIR_OBJ_HEADER >= 16 + OBJ_META_MAX, "metadata must fit in the header");
@@ -349,9 +348,7 @@ static void work_fn(void *arg)
 static void done_fn(void *arg)
 {
 	struct obj_req *req = arg;
-	struct dir_os *d = req->priv;
 
-	d->outstanding--;
 	req->cb(req);
 }
 
@@ -368,7 +365,7 @@ static int dir_submit(struct objstore *os, struct obj_req *req)
 	req->done.arg = req;
 	ret = thread_pool_submit(d->tp, work_fn, NULL, NULL, req);
 	if (ret == 0) {
-		d->outstanding++;
+		reactor_queue_expect(d->done);
 	}
 	return ret;
 }
@@ -378,9 +375,7 @@ static void dir_quiesce(struct objstore *os)
 {
 	struct dir_os *d = os->priv;
 
-	while (d->outstanding) {
-		reactor_queue_run(d->done, true);
-	}
+	reactor_queue_drain(d->done);
 }
 
 static int dir_get_sync(struct objstore *os, struct obj_req *req)

@@ -15,8 +15,8 @@
  * is taken while holding it). pending, retry, credentials and the multi
  * handle belong to the client thread. An async op returns to the free list
  * on the reactor thread just before its callback runs, so a callback may
- * submit again. `outstanding` counts async ops whose callback has not run
- * yet; s3_client_quiesce() (and so destroy) cancels what waits and runs
+ * submit again. The completion queue counts async ops whose callback has
+ * not run yet; s3_client_quiesce() (and so destroy) cancels what waits and runs
  * every callback before it returns, so no completion outlives the client.
  * Nothing here blocks the reactor: hashing the PUT body, building and
  * hashing a DeleteObjects body (into a buffer the op keeps for reuse),
@@ -136,7 +136,6 @@ struct s3_client {
 
 	/* reactor thread only */
 	struct reactor_queue *done;
-	unsigned outstanding;
 };
 
 static uint64_t now_ms(void)
@@ -684,7 +683,6 @@ static void on_done_reactor(void *arg)
 	struct s3_client *cl = op->cl;
 	struct obj_req *req = op->req;
 
-	cl->outstanding--;
 	op_put(cl, op);
 	req->cb(req);
 }
@@ -1117,22 +1115,21 @@ int s3_client_submit(struct s3_client *cl, struct obj_req *req)
 		op_put(cl, op);
 		return rc;
 	}
-	cl->outstanding++;
+	reactor_queue_expect(cl->done);
 	return 0;
 }
 
 void s3_client_quiesce(struct s3_client *cl)
 {
-	if (cl->outstanding == 0) {
+	/* A client without a reactor (sync requests only) has nothing outstanding. */
+	if (!cl->done || reactor_queue_pending(cl->done) == 0) {
 		return;
 	}
 	pthread_mutex_lock(&cl->lock);
 	cl->cancel = true;
 	pthread_mutex_unlock(&cl->lock);
 	curl_multi_wakeup(cl->multi);
-	while (cl->outstanding) {
-		reactor_queue_run(cl->done, true);
-	}
+	reactor_queue_drain(cl->done);
 	pthread_mutex_lock(&cl->lock);
 	cl->cancel = false;
 	pthread_mutex_unlock(&cl->lock);

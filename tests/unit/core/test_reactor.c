@@ -556,6 +556,10 @@ static void q_setup(struct q_ctx *c)
 	c->owner = pthread_self();
 	assert_int_equal(reactor_create(&c->r), 0);
 	assert_int_equal(reactor_queue_create(c->r, q_run, &c->q), 0);
+	assert_int_equal(reactor_queue_pending(c->q), 0);
+	for (int i = 0; i < QPUSHERS * QPER; i++) {
+		reactor_queue_expect(c->q);
+	}
 	for (int t = 0; t < QPUSHERS; t++) {
 		c->last[t] = -1;
 		for (int i = 0; i < QPER; i++) {
@@ -589,7 +593,8 @@ static void test_queue_on_reactor(void **state)
 
 /*
  * The owner drains its queue itself with the reactor not running: run(wait)
- * blocks until a node arrives; destroy runs what is left.
+ * blocks until a node arrives, drain until every expected node has run;
+ * destroy runs what is left.
  */
 static void test_queue_owner_drains(void **state)
 {
@@ -603,12 +608,13 @@ static void test_queue_owner_drains(void **state)
 	for (int t = 0; t < QPUSHERS; t++) {
 		assert_int_equal(pthread_create(&th[t], NULL, q_pusher, g_items[t]), 0);
 	}
-	while (c.total < QPUSHERS * QPER) {
-		int before = c.total;
-
-		reactor_queue_run(c.q, true);
-		assert_true(c.total > before);
-	}
+	reactor_queue_run(c.q, true);
+	assert_true(c.total > 0);
+	assert_int_equal(reactor_queue_pending(c.q), QPUSHERS * QPER - c.total);
+	reactor_queue_drain(c.q);
+	assert_int_equal(c.total, QPUSHERS * QPER);
+	assert_int_equal(reactor_queue_pending(c.q), 0);
+	reactor_queue_drain(c.q); /* nothing expected: returns at once */
 	for (int t = 0; t < QPUSHERS; t++) {
 		pthread_join(th[t], NULL);
 	}
@@ -616,6 +622,7 @@ static void test_queue_owner_drains(void **state)
 	assert_false(c.other_thread);
 	g_items[0][0].seq = QPER; /* one more from the owner, left for destroy */
 	c.nodes[0][0].arg = &g_items[0][0];
+	reactor_queue_expect(c.q);
 	reactor_queue_push(c.q, &c.nodes[0][0]);
 	reactor_queue_destroy(c.q);
 	assert_int_equal(c.total, QPUSHERS * QPER + 1);
