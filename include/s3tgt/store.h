@@ -145,6 +145,13 @@ struct store_ops {
 	 */
 	bool (*resumed)(struct store *st);
 	/*
+	 * Optional: true once the store lost its claim on the volume (another
+	 * daemon took its lease over): it refuses writes with -EROFS, and a
+	 * layer above must refuse them too instead of holding them. NULL op:
+	 * false.
+	 */
+	bool (*fenced)(struct store *st);
+	/*
 	 * Optional: report this layer's counters through fn, one call per
 	 * sample, then those of what it wraps (store_metrics() on its lower
 	 * store, or its object back end): layering stays down-only and the

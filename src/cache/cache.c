@@ -1703,11 +1703,26 @@ static void read_start(struct cache *c, struct cio *w)
 
 /* ---- store ops ---- */
 
+static bool cache_fenced(struct store *st)
+{
+	struct cache *c = st->priv;
+
+	return c->lower->ops->fenced && c->lower->ops->fenced(c->lower);
+}
+
 static int cache_submit(struct store *st, struct store_io *io)
 {
 	struct cache *c = st->priv;
-	struct cio *w = cio_get(c);
+	struct cio *w;
 
+	/*
+	 * A write taken into the cache now could never be uploaded: what is
+	 * dirty stays in the cache (and cache_dir), new writes are refused.
+	 */
+	if (io->op != STORE_OP_READ && io->op != STORE_OP_FLUSH && cache_fenced(st)) {
+		return -EROFS;
+	}
+	w = cio_get(c);
 	if (!w) {
 		return -ENOMEM;
 	}
@@ -2007,6 +2022,7 @@ const struct store_ops cache_store_ops = {
     .lba_status = cache_lba_status,
     .resize = cache_resize,
     .volume_id = cache_volume_id,
+    .fenced = cache_fenced,
     .metrics = cache_metrics,
 };
 

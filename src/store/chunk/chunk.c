@@ -995,6 +995,10 @@ int chunk_store_submit(struct store *st, struct store_io *io)
 	    io->op != STORE_OP_WRITE_ZEROES) {
 		return -ENOTSUP;
 	}
+	/* Another daemon holds the volume now: writing would overwrite its data. */
+	if (io->op != STORE_OP_READ && chunk_store_fenced(st)) {
+		return -EROFS;
+	}
 	IO_CURSOR(io) = 0;
 	IO_PARTS(io) = 0;
 	io_list_append(&cs->pend_head, &cs->pend_tail, io);
@@ -1015,6 +1019,13 @@ bool chunk_store_resumed(struct store *st)
 	struct chunk_store *cs = st->priv;
 
 	return cs->lease && chunk_lease_resumed(cs->lease);
+}
+
+bool chunk_store_fenced(struct store *st)
+{
+	struct chunk_store *cs = st->priv;
+
+	return cs->lease && chunk_lease_lost(cs->lease);
 }
 
 void chunk_store_metrics(struct store *st, store_metric_fn fn, void *arg)

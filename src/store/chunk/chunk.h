@@ -56,6 +56,7 @@ int chunk_store_lba_status(struct store *st, uint64_t offset, bool *mapped, uint
 int chunk_store_resize(struct store *st, uint64_t new_size);
 const char *chunk_store_volume_id(struct store *st);
 bool chunk_store_resumed(struct store *st);
+bool chunk_store_fenced(struct store *st);
 /* Chunk-level gauges, then the object back end's metrics (store.h). */
 void chunk_store_metrics(struct store *st, store_metric_fn fn, void *arg);
 

@@ -13,9 +13,22 @@
  *            for a retry), so the release is the last write and the lease is
  *            not left "held"
  *
+ * Every write after the create is a compare-and-swap: PUT If-Match with the
+ * ETag of the lease as we last wrote or read it. So of two daemons taking
+ * over the same lease at once only one wins, and a daemon whose lease was
+ * broken (break_lease=1 elsewhere, while it was still alive) finds out at
+ * its next renewal instead of overwriting the new holder: the lease is then
+ * LOST, and the store refuses writes (chunk_lease_lost).
+ *
+ * A 412 is ambiguous, so the lease is read back: our own body means an
+ * earlier attempt of this PUT landed (adopt its ETag); an unchanged ETag
+ * means the endpoint did not accept the tag as sent (RGW 16 compares it
+ * unquoted, RFC 7232 quotes it: the other form is tried, then plain PUTs,
+ * with a warning); anything else is another writer. The form is learned at
+ * open, by one conditional PUT. An endpoint that ignores If-Match makes
+ * every PUT succeed: the lease then works as it did without it.
+ *
  * Body (docs/DURABILITY.md): "s3tgt-lease 1 <held|released> <holder> <unix time>\n".
- * S3 offers no compare-and-swap on overwrite, so taking over a released or
- * broken lease is a plain PUT; the If-None-Match create is the only atomic step.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,6 +52,11 @@ struct chunk_lease {
 	char what[128];
 	char body[256];
 	struct obj_req req;
+	char cur[256];		 /* the lease as read back after a 412 */
+	char etag[OBJ_ETAG_MAX]; /* of the lease as we last wrote or read it */
+	bool quote;		 /* send If-Match quoted (learned at open) */
+	bool no_cas;		 /* the endpoint cannot do If-Match: plain PUTs */
+	bool lost;		 /* another holder took the lease: refuse writes */
 	bool busy;
 	bool resumed;
 	/* chunk_lease_release_async */
@@ -63,6 +81,161 @@ static void lease_req(struct chunk_lease *l, enum obj_op op, bool create, size_t
 	l->req.buf = l->body;
 	l->req.len = len;
 	l->req.if_none_match = create;
+}
+
+/* A PUT of l->body (len bytes), conditional on l->etag unless the endpoint cannot do it. */
+static void lease_put_req(struct chunk_lease *l, size_t len)
+{
+	lease_req(l, OBJ_PUT, false, len);
+	if (!l->no_cas && l->etag[0]) {
+		snprintf(l->req.if_match, sizeof(l->req.if_match), l->quote ? "\"%s\"" : "%s",
+			 l->etag);
+	}
+}
+
+/* A GET of the lease into l->cur (NUL-terminated once done: lease_cur_end). */
+static void lease_get_req(struct chunk_lease *l)
+{
+	lease_req(l, OBJ_GET, false, 0);
+	l->req.buf = l->cur;
+	l->req.len = sizeof(l->cur) - 1;
+}
+
+static void lease_cur_end(struct chunk_lease *l)
+{
+	l->cur[l->req.got < sizeof(l->cur) ? l->req.got : sizeof(l->cur) - 1] = '\0';
+}
+
+static bool lease_parse(const char *body, char *state, char *holder, long long *when)
+{
+	return sscanf(body, "s3tgt-lease 1 %15s %64s %lld", state, holder, when) == 3;
+}
+
+enum cas_verdict {
+	CAS_OURS,  /* the lease holds what we wrote: an earlier attempt landed */
+	CAS_FORM,  /* unchanged since we read it: our If-Match was not understood */
+	CAS_TAKEN, /* someone else wrote (or deleted) it */
+};
+
+/* After a 412: what the lease read back (status rc, body l->cur, tag in l->req) says. */
+static enum cas_verdict cas_verdict(struct chunk_lease *l, int rc)
+{
+	if (rc != 0) {
+		return CAS_TAKEN; /* -ENOENT: deleted under us */
+	}
+	lease_cur_end(l);
+	if (strcmp(l->cur, l->body) == 0) {
+		return CAS_OURS;
+	}
+	if (l->req.etag[0] && strcmp(l->req.etag, l->etag) == 0) {
+		return CAS_FORM;
+	}
+	return CAS_TAKEN;
+}
+
+/* CAS_FORM: try the other form of the tag, then give up on conditional PUTs. */
+static void cas_next_form(struct chunk_lease *l)
+{
+	if (!l->quote) {
+		l->quote = true;
+		return;
+	}
+	l->no_cas = true;
+	LOG_WARN("chunk",
+		 "%s: the endpoint refuses If-Match on PUT with the lease's own ETag; the "
+		 "lease is rewritten without compare-and-swap (docs/DURABILITY.md)",
+		 l->what);
+}
+
+/* The PUT succeeded: its tag conditions the next one. None given: no CAS possible. */
+static void cas_written(struct chunk_lease *l)
+{
+	snprintf(l->etag, sizeof(l->etag), "%s", l->req.etag);
+	if (!l->etag[0] && !l->no_cas) {
+		l->no_cas = true;
+		LOG_WARN("chunk",
+			 "%s: the endpoint returns no ETag for the lease; it is rewritten "
+			 "without compare-and-swap",
+			 l->what);
+	}
+}
+
+static void lease_lost(struct chunk_lease *l)
+{
+	char state[16] = "", other[CHUNK_LEASE_HOLDER_MAX + 1] = "?";
+	long long when = 0;
+
+	if (!lease_parse(l->cur, state, other, &when)) {
+		snprintf(other, sizeof(other), "?");
+	}
+	l->lost = true;
+	if (l->timer) {
+		reactor_timer_cancel(l->r, l->timer);
+		l->timer = NULL;
+	}
+	LOG_ERR("chunk",
+		"%s: the volume lease was taken over (now holder %s, state %s); this LUN "
+		"no longer writes to the volume: writes fail with WRITE PROTECTED until it "
+		"is reopened",
+		l->what, other, state[0] ? state : "deleted");
+}
+
+/*
+ * Write "held" with compare-and-swap against l->etag (open: synchronous).
+ * Returns 0, -EBUSY (another writer got there first; message in err) or -errno.
+ */
+static int cas_put_sync(struct chunk_lease *l, char *err, size_t errlen)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int n = lease_body(l, "held"), ret;
+
+		if (n < 0) {
+			return n;
+		}
+		lease_put_req(l, (size_t)n);
+		ret = l->os->ops->put_sync(l->os, &l->req);
+		if (ret == 0 && l->req.status) {
+			ret = l->req.status;
+		}
+		if (ret == 0) {
+			cas_written(l);
+			return 0;
+		}
+		if (ret != -ESTALE) {
+			snprintf(err, errlen, "cannot write the volume lease: %s", strerror(-ret));
+			return ret;
+		}
+		lease_get_req(l);
+		ret = l->os->ops->get_sync(l->os, &l->req);
+		if (ret == 0 && l->req.status) {
+			ret = l->req.status;
+		}
+		if (ret && ret != -ENOENT) {
+			snprintf(err, errlen, "cannot read the volume lease: %s", strerror(-ret));
+			return ret;
+		}
+		switch (cas_verdict(l, ret)) {
+		case CAS_OURS:
+			snprintf(l->etag, sizeof(l->etag), "%s", l->req.etag);
+			return 0;
+		case CAS_FORM:
+			cas_next_form(l);
+			break;
+		case CAS_TAKEN: {
+			char state[16] = "", other[CHUNK_LEASE_HOLDER_MAX + 1] = "?";
+			long long when = 0;
+
+			(void)lease_parse(l->cur, state, other, &when);
+			snprintf(err, errlen,
+				 "the volume lease changed while this daemon took it (now holder "
+				 "%s, state %s): another daemon opened the volume at the same time",
+				 other, state[0] ? state : "deleted");
+			return -EBUSY;
+		}
+		}
+	}
+	snprintf(err, errlen, "cannot write the volume lease: If-Match keeps failing");
+	return -EIO;
 }
 
 int chunk_lease_holder_random(char *buf, size_t len)
@@ -98,12 +271,48 @@ static bool holder_ok(const char *h)
 	return true;
 }
 
-static void renew_done(struct obj_req *req)
+static void check_done(struct obj_req *req)
 {
 	struct chunk_lease *l = req->cb_arg;
 
 	l->busy = false;
-	if (req->status && req->status != -ECANCELED) {
+	if (req->status && req->status != -ENOENT) {
+		if (req->status != -ECANCELED) {
+			LOG_RATELIMIT(LOG_LEVEL_WARN, "chunk",
+				      "%s: reading the lease back failed: %s", l->what,
+				      strerror(-req->status));
+		}
+		return;
+	}
+	switch (cas_verdict(l, req->status)) {
+	case CAS_OURS:
+		snprintf(l->etag, sizeof(l->etag), "%s", req->etag);
+		break;
+	case CAS_FORM:
+		cas_next_form(l);
+		break;
+	case CAS_TAKEN:
+		lease_lost(l);
+		break;
+	}
+}
+
+static void renew_done(struct obj_req *req)
+{
+	struct chunk_lease *l = req->cb_arg;
+
+	if (req->status == -ESTALE) {
+		lease_get_req(l);
+		l->req.cb = check_done;
+		l->req.cb_arg = l;
+		if (l->os->ops->submit(l->os, &l->req) == 0) {
+			return; /* still busy */
+		}
+	}
+	l->busy = false;
+	if (req->status == 0) {
+		cas_written(l);
+	} else if (req->status != -ECANCELED && req->status != -ESTALE) {
 		LOG_RATELIMIT(LOG_LEVEL_WARN, "chunk", "%s: renewing the lease failed: %s", l->what,
 			      strerror(-req->status));
 	}
@@ -111,17 +320,21 @@ static void renew_done(struct obj_req *req)
 
 static void renew_tick(void *arg)
 {
-	struct chunk_lease *l = arg;
+	chunk_lease_renew(arg);
+}
+
+void chunk_lease_renew(struct chunk_lease *l)
+{
 	int n;
 
-	if (l->busy) {
+	if (l->busy || l->lost) {
 		return;
 	}
 	n = lease_body(l, "held");
 	if (n < 0) {
 		return;
 	}
-	lease_req(l, OBJ_PUT, false, (size_t)n);
+	lease_put_req(l, (size_t)n);
 	l->req.cb = renew_done;
 	l->req.cb_arg = l;
 	if (l->os->ops->submit(l->os, &l->req) == 0) {
@@ -166,22 +379,28 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const char *holder,
 	}
 	lease_req(l, OBJ_PUT, true, (size_t)n);
 	ret = os->ops->put_sync(os, &l->req);
-	if (ret == -EEXIST || l->req.status == -EEXIST) {
-		char cur[256] = "";
-
-		lease_req(l, OBJ_GET, false, 0);
-		l->req.buf = cur;
-		l->req.len = sizeof(cur) - 1;
+	if (ret == 0 && l->req.status) {
+		ret = l->req.status;
+	}
+	if (ret == 0) {
+		/* Created. One conditional rewrite learns how the endpoint takes If-Match. */
+		snprintf(l->etag, sizeof(l->etag), "%s", l->req.etag);
+	} else if (ret == -EEXIST) {
+		lease_get_req(l);
 		ret = os->ops->get_sync(os, &l->req);
+		if (ret == 0 && l->req.status) {
+			ret = l->req.status;
+		}
 		if (ret == 0) {
-			cur[l->req.got < sizeof(cur) ? l->req.got : sizeof(cur) - 1] = '\0';
+			lease_cur_end(l);
+			snprintf(l->etag, sizeof(l->etag), "%s", l->req.etag);
 		}
 		if (ret == -ENOENT) {
 			state[0] = '\0'; /* released by deletion meanwhile */
 		} else if (ret) {
 			snprintf(err, errlen, "cannot read the volume lease: %s", strerror(-ret));
 			goto err;
-		} else if (sscanf(cur, "s3tgt-lease 1 %15s %64s %lld", state, other, &when) != 3) {
+		} else if (!lease_parse(l->cur, state, other, &when)) {
 			snprintf(err, errlen,
 				 "the volume lease object is unreadable; start with "
 				 "break_lease=1 if no other daemon serves this volume");
@@ -205,18 +424,17 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const char *holder,
 				 what, other, (long long)time(NULL) - when);
 		} else if (state[0] && strcmp(other, l->holder) == 0) {
 			LOG_INFO("chunk", "%s: taking back our own lease (holder %s)", what, other);
-			/* Overwriting a lease is not atomic, but the last writer is named in it. */
 			l->resumed = strcmp(state, "released") == 0;
 		}
-		n = lease_body(l, "held");
-		lease_req(l, OBJ_PUT, false, (size_t)n);
-		ret = os->ops->put_sync(os, &l->req);
-	}
-	if (ret == 0 && l->req.status) {
-		ret = l->req.status;
-	}
-	if (ret) {
+		if (!state[0]) {
+			l->etag[0] = '\0'; /* deleted: nothing to compare against */
+		}
+	} else {
 		snprintf(err, errlen, "cannot write the volume lease: %s", strerror(-ret));
+		goto err;
+	}
+	ret = cas_put_sync(l, err, errlen);
+	if (ret) {
 		goto err;
 	}
 	if (r) {
@@ -246,9 +464,12 @@ static int release_prepare(struct chunk_lease *l)
 	if (l->busy) {
 		l->os->ops->quiesce(l->os);
 	}
+	if (l->lost) {
+		return 0; /* the lease is another holder's now: leave it alone */
+	}
 	n = lease_body(l, "released");
 	if (n > 0) {
-		lease_req(l, OBJ_PUT, false, (size_t)n);
+		lease_put_req(l, (size_t)n);
 		/* At close S3 may be down: do not hold the close for the whole retry deadline. */
 		l->req.deadline_ms = CHUNK_LEASE_RELEASE_MS;
 	}
@@ -257,7 +478,12 @@ static int release_prepare(struct chunk_lease *l)
 
 static void release_result(struct chunk_lease *l, int rc)
 {
-	if (rc != 0 || l->req.status) {
+	if (rc == -ESTALE || l->req.status == -ESTALE) {
+		LOG_WARN("chunk",
+			 "%s: the lease changed since this daemon last wrote it; left as it is "
+			 "(holder %s did not release it)",
+			 l->what, l->holder);
+	} else if (rc != 0 || l->req.status) {
 		LOG_WARN("chunk",
 			 "%s: could not release the lease (holder %s); the next "
 			 "open by another daemon needs break_lease=1",
@@ -314,4 +540,9 @@ const char *chunk_lease_holder(const struct chunk_lease *l)
 bool chunk_lease_resumed(const struct chunk_lease *l)
 {
 	return l->resumed;
+}
+
+bool chunk_lease_lost(const struct chunk_lease *l)
+{
+	return l->lost;
 }

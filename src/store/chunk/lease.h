@@ -38,6 +38,17 @@ int chunk_lease_release_async(struct chunk_lease *l, void (*done)(void *), void 
 const char *chunk_lease_holder(const struct chunk_lease *l);
 /* The lease taken was the one this holder had released: no other writer since. */
 bool chunk_lease_resumed(const struct chunk_lease *l);
+/*
+ * Rewrite the lease now (compare-and-swap; asynchronous, on the reactor).
+ * The timer does this every CHUNK_LEASE_RENEW_MS; a no-op while a renewal
+ * is in flight or once the lease is lost.
+ */
+void chunk_lease_renew(struct chunk_lease *l);
+/*
+ * Another holder took the lease over (found at a renewal): the volume is no
+ * longer ours to write. Stays true until the store is reopened.
+ */
+bool chunk_lease_lost(const struct chunk_lease *l);
 /* 32 random hex digits into buf (>= 33 bytes). */
 int chunk_lease_holder_random(char *buf, size_t len);
 

@@ -29,6 +29,8 @@ enum obj_op {
 };
 
 #define OBJ_META_MAX 1024
+/* S3 ETags are 32 hex digits, "-N" for multipart; room for quotes and more. */
+#define OBJ_ETAG_MAX 80
 /* S3 DeleteObjects takes at most 1000 keys per request. */
 #define OBJ_DELETE_MULTI_MAX 1000u
 
@@ -45,6 +47,13 @@ struct obj_req {
 	/* User metadata: PUT sends it, GET returns it (S3: x-amz-meta-s3tgt). NUL-terminated. */
 	char meta[OBJ_META_MAX];
 	bool if_none_match; /* PUT only if the object does not exist (-EEXIST otherwise) */
+	/*
+	 * PUT only if the object exists with this entity tag (-ESTALE
+	 * otherwise): compare-and-swap. Sent as given; "" = unconditional.
+	 */
+	char if_match[OBJ_ETAG_MAX];
+	/* Set by a successful GET or PUT: the object's entity tag, unquoted ("" if unknown). */
+	char etag[OBJ_ETAG_MAX];
 	unsigned deadline_ms; /* retry transient failures this long at most; 0: back end's default */
 	/*
 	 * DELETE_MULTI (`key` unused): keys and key_status are borrowed arrays of
@@ -58,7 +67,8 @@ struct obj_req {
 	int *key_status;
 	unsigned nkeys;
 	/*
-	 * 0, or -ENOENT (no such object), -EEXIST (conditional PUT lost),
+	 * 0, or -ENOENT (no such object), -EEXIST (If-None-Match PUT lost),
+	 * -ESTALE (If-Match PUT lost),
 	 * -EACCES (denied / bad credentials), -ENXIO (no such bucket),
 	 * -ETIMEDOUT / -EIO (failed after retries).
 	 */

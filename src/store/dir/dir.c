@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,6 +134,66 @@ static int key_ok(const char *key)
 	return 0;
 }
 
+/*
+ * A file's entity tag: inode, modification time and size. Every PUT renames
+ * a new file over the key, so any write changes it.
+ */
+static void file_etag(const struct stat *sb, char *out)
+{
+	snprintf(out, OBJ_ETAG_MAX, "%" PRIx64 "-%" PRIx64 "-%" PRIx64, (uint64_t)sb->st_ino,
+		 (uint64_t)sb->st_mtim.tv_sec * 1000000000u + (uint64_t)sb->st_mtim.tv_nsec,
+		 (uint64_t)sb->st_size);
+}
+
+/* req->if_match against the key's current tag, quotes ignored (S3 sends them). */
+static bool etag_matches(const struct obj_req *req, const char *cur)
+{
+	const char *m = req->if_match;
+	size_t n = strlen(m);
+
+	if (n >= 2 && m[0] == '"' && m[n - 1] == '"') {
+		m++;
+		n -= 2;
+	}
+	return strlen(cur) == n && memcmp(cur, m, n) == 0;
+}
+
+/*
+ * If-Match: compare and rename under an exclusive flock() on the root, taken
+ * through a descriptor of its own, so the check and the rename are one step
+ * against other threads and other daemons alike (all If-Match writers lock).
+ */
+static int rename_if_match(struct dir_os *d, struct obj_req *req, const char *tmp)
+{
+	char cur[OBJ_ETAG_MAX];
+	struct stat sb;
+	int lfd, ret = 0;
+
+	lfd = openat(d->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lfd < 0) {
+		return -errno;
+	}
+	while (flock(lfd, LOCK_EX) != 0) {
+		if (errno != EINTR) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	if (fstatat(d->rootfd, req->key, &sb, 0) != 0) {
+		ret = errno == ENOENT ? -ESTALE : -errno;
+	} else {
+		file_etag(&sb, cur);
+		if (!etag_matches(req, cur)) {
+			ret = -ESTALE;
+		} else if (renameat(d->rootfd, tmp, d->rootfd, req->key)) {
+			ret = -errno;
+		}
+	}
+out:
+	close(lfd); /* drops the lock */
+	return ret;
+}
+
 static int do_get(struct dir_os *d, struct obj_req *req)
 {
 	uint8_t hdr[DIR_OBJ_HEADER];
@@ -167,6 +228,7 @@ static int do_get(struct dir_os *d, struct obj_req *req)
 	}
 	memcpy(req->meta, hdr + 16, mlen);
 	req->meta[mlen] = '\0';
+	file_etag(&sb, req->etag);
 	body = (uint64_t)sb.st_size - DIR_OBJ_HEADER;
 	req->got = 0;
 	if (req->range_off >= body) {
@@ -191,6 +253,7 @@ static int do_put(struct dir_os *d, struct obj_req *req)
 {
 	uint8_t hdr[DIR_OBJ_HEADER] = {0};
 	const char *slash = strrchr(req->key, '/');
+	struct stat sb;
 	size_t mlen = strnlen(req->meta, OBJ_META_MAX);
 	char tmp[320];
 	int fd, ret, n;
@@ -220,6 +283,9 @@ static int do_put(struct dir_os *d, struct obj_req *req)
 	if (!ret && fsync(fd)) {
 		ret = -errno;
 	}
+	if (!ret && fstat(fd, &sb)) {
+		ret = -errno;
+	}
 	if (close(fd) && !ret) {
 		ret = -errno;
 	}
@@ -234,11 +300,20 @@ static int do_put(struct dir_os *d, struct obj_req *req)
 		if (ret) {
 			return ret;
 		}
+	} else if (req->if_match[0]) {
+		ret = rename_if_match(d, req, tmp);
+		if (ret) {
+			goto err_unlink;
+		}
 	} else if (renameat(d->rootfd, tmp, d->rootfd, req->key)) {
 		ret = -errno;
 		goto err_unlink;
 	}
-	return sync_parent(d, req->key);
+	ret = sync_parent(d, req->key);
+	if (!ret) {
+		file_etag(&sb, req->etag);
+	}
+	return ret;
 err_unlink:
 	unlinkat(d->rootfd, tmp, 0);
 	return ret;
@@ -313,6 +388,7 @@ static void do_req(struct dir_os *d, struct obj_req *req)
 		do_delete_multi(d, req);
 		return;
 	}
+	req->etag[0] = '\0';
 	ret = key_ok(req->key);
 	if (!ret) {
 		switch (req->op) {
@@ -330,7 +406,7 @@ static void do_req(struct dir_os *d, struct obj_req *req)
 			break;
 		}
 	}
-	if (ret && ret != -ENOENT && ret != -EEXIST) {
+	if (ret && ret != -ENOENT && ret != -EEXIST && ret != -ESTALE) {
 		LOG_RATELIMIT(LOG_LEVEL_ERR, "dir", "%s/%s: %s", d->root, req->key, strerror(-ret));
 	}
 	req->status = ret;
@@ -601,5 +677,6 @@ const struct store_ops store_dir_ops = {
     .resize = chunk_store_resize,
     .volume_id = chunk_store_volume_id,
     .resumed = chunk_store_resumed,
+    .fenced = chunk_store_fenced,
     .metrics = chunk_store_metrics,
 };

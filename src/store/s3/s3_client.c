@@ -251,6 +251,24 @@ static int enqueue(struct s3_client *cl, struct s3_op *op)
 
 /* ----------------------------------------------------------- callbacks */
 
+/* The header value without blanks and quotes; one too long for out is dropped (""). */
+static void copy_etag(char *out, const char *v, size_t len)
+{
+	const char *e = v + len;
+
+	while (v < e && (*v == ' ' || *v == '\t' || *v == '"')) {
+		v++;
+	}
+	while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '"')) {
+		e--;
+	}
+	if ((size_t)(e - v) >= OBJ_ETAG_MAX) {
+		e = v;
+	}
+	memcpy(out, v, (size_t)(e - v));
+	out[e - v] = '\0';
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
 {
 	struct s3_op *op = arg;
@@ -262,6 +280,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 		/* A new response (status line): forget what an earlier one said. */
 		op->http_status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		op->errbody_len = 0;
+		return len;
+	}
+	if ((op->kind == S3_KIND_GET || op->kind == S3_KIND_PUT) && len > 5 &&
+	    strncasecmp(p, "etag:", 5) == 0) {
+		copy_etag(op->req->etag, p + 5, len - 5);
 		return len;
 	}
 	if (op->kind == S3_KIND_GET && len > hl + 1 && strncasecmp(p, S3_META_HDR, hl) == 0 &&
@@ -584,6 +607,9 @@ static int prepare(struct s3_client *cl, struct s3_op *op)
 	if (op->kind == S3_KIND_PUT && op->req->if_none_match) {
 		h[nh++] = (struct s3_kv){ "if-none-match", "*" };
 	}
+	if (op->kind == S3_KIND_PUT && op->req->if_match[0]) {
+		h[nh++] = (struct s3_kv){ "if-match", op->req->if_match };
+	}
 	if (op->kind == S3_KIND_PUT && !cl->sign_payload) {
 		h[nh++] = (struct s3_kv){ "x-amz-checksum-crc32c", op->crc_b64 };
 	}
@@ -706,7 +732,7 @@ static void complete(struct s3_client *cl, struct s3_op *op, int status)
 	pthread_mutex_lock(&cl->lock);
 	cl->stats.inflight--;
 	pthread_mutex_unlock(&cl->lock);
-	if (status < 0 && status != -ENOENT && status != -EEXIST) {
+	if (status < 0 && status != -ENOENT && status != -EEXIST && status != -ESTALE) {
 		LOG_RATELIMIT(LOG_LEVEL_WARN, S3_COMP,
 			      "%s s3://%s/%s%s%s%s failed: %s (HTTP %ld%s%s) %s",
 			      kind_name(op->kind), cl->bucket, cl->prefix, cl->prefix[0] ? "/" : "",
@@ -799,6 +825,11 @@ static void finish_attempt(struct s3_client *cl, struct s3_op *op, CURLcode cc)
 		/* DELETE of a missing object is success (objstore contract). */
 		if (op->kind == S3_KIND_DELETE && err == -ENOENT) {
 			err = 0;
+		}
+		/* PreconditionFailed: If-Match lost (and, on RGW, the object is missing). */
+		if (op->kind == S3_KIND_PUT && op->req->if_match[0] &&
+		    (err == -EEXIST || err == -ENOENT)) {
+			err = -ESTALE;
 		}
 		if (op->kind == S3_KIND_DELETE_MULTI && err == 0) {
 			err = delete_result(op);
@@ -1020,11 +1051,11 @@ static bool is_valid_key(const char *key)
 	return n > 0 && n < 256;
 }
 
-static bool is_valid_meta(const char *m)
+static bool is_header_value(const char *m, size_t max)
 {
-	size_t n = strnlen(m, OBJ_META_MAX);
+	size_t n = strnlen(m, max);
 
-	if (n >= OBJ_META_MAX) {
+	if (n >= max) {
 		return false;
 	}
 	/* An HTTP header value: printable ASCII only (no CR/LF injection). */
@@ -1062,7 +1093,9 @@ static int check_req(const struct obj_req *req)
 		}
 		return 0;
 	case OBJ_PUT:
-		if ((req->len && !req->buf) || !is_valid_meta(req->meta)) {
+		if ((req->len && !req->buf) || !is_header_value(req->meta, OBJ_META_MAX) ||
+		    !is_header_value(req->if_match, OBJ_ETAG_MAX) ||
+		    (req->if_match[0] && req->if_none_match)) {
 			return -EINVAL;
 		}
 		return 0;
@@ -1107,6 +1140,7 @@ int s3_client_submit(struct s3_client *cl, struct obj_req *req)
 	op->kind = op_kind(req->op);
 	op->req = req;
 	req->got = 0;
+	req->etag[0] = '\0';
 	if (req->op == OBJ_GET) {
 		req->meta[0] = '\0';
 	}
@@ -1209,11 +1243,12 @@ int s3_client_run_sync(struct s3_client *cl, struct obj_req *req, char *err, siz
 	op->kind = op_kind(req->op);
 	op->req = req;
 	req->got = 0;
+	req->etag[0] = '\0';
 	if (req->op == OBJ_GET) {
 		req->meta[0] = '\0';
 	}
 	rc = run_sync(cl, op);
-	if (rc < 0 && rc != -ENOENT && rc != -EEXIST) {
+	if (rc < 0 && rc != -ENOENT && rc != -EEXIST && rc != -ESTALE) {
 		describe(cl, op, rc, err, errlen);
 	}
 	req->status = rc;

@@ -127,5 +127,6 @@ const struct store_ops store_s3_ops = {
     .resize = chunk_store_resize,
     .volume_id = chunk_store_volume_id,
     .resumed = chunk_store_resumed,
+    .fenced = chunk_store_fenced,
     .metrics = chunk_store_metrics,
 };

@@ -24,6 +24,8 @@
 #include "s3tgt/core.h"
 #include "s3tgt/store.h"
 
+#include "chunk/lease.h"
+#include "chunk/objstore.h"
 #include "dir/dir.h"
 
 struct env {
@@ -431,6 +433,69 @@ static void test_objstore_quiesce(void **state)
 	}
 }
 
+static void read_lease(struct env *e, char *out, size_t len)
+{
+	struct objstore *os = NULL;
+	struct obj_req g = {.op = OBJ_GET, .buf = out, .len = len - 1};
+	char err[256];
+
+	assert_int_equal(dir_objstore_create(e->root, e->r, 1, &os, err, sizeof(err)), 0);
+	snprintf(g.key, sizeof(g.key), "%s", CHUNK_LEASE_KEY);
+	assert_int_equal(os->ops->get_sync(os, &g), 0);
+	out[g.got] = '\0';
+	os->ops->destroy(os);
+}
+
+/*
+ * The lease is rewritten with compare-and-swap: when another daemon broke it
+ * (break_lease=1 while its holder still ran), the old holder's next renewal
+ * finds out instead of overwriting it, stops writing, and does not "release"
+ * the new holder's lease at close.
+ */
+static void test_lease_cas(void **state)
+{
+	struct env *e = *state;
+	struct objstore *osa = NULL, *osb = NULL;
+	struct chunk_lease *a = NULL, *b = NULL, *c = NULL;
+	char err[256], body[256];
+
+	assert_int_equal(dir_objstore_create(e->root, e->r, 2, &osa, err, sizeof(err)), 0);
+	assert_int_equal(dir_objstore_create(e->root, e->r, 2, &osb, err, sizeof(err)), 0);
+	assert_int_equal(chunk_lease_take(osa, e->r, "daemon-a", false, "a", &a, err, sizeof(err)),
+			 0);
+	/* A renewal of the holder alone succeeds, again and again. */
+	for (int i = 0; i < 3; i++) {
+		chunk_lease_renew(a);
+		osa->ops->quiesce(osa);
+		assert_false(chunk_lease_lost(a));
+	}
+	assert_int_equal(chunk_lease_take(osb, e->r, "daemon-b", false, "b", &b, err, sizeof(err)),
+			 -EBUSY);
+	assert_non_null(strstr(err, "daemon-a"));
+	assert_int_equal(chunk_lease_take(osb, e->r, "daemon-b", true, "b", &b, err, sizeof(err)),
+			 0);
+	chunk_lease_renew(a);
+	osa->ops->quiesce(osa);
+	assert_true(chunk_lease_lost(a));
+	read_lease(e, body, sizeof(body));
+	assert_non_null(strstr(body, " held daemon-b "));
+	chunk_lease_release(a); /* lost: leaves b's lease alone */
+	read_lease(e, body, sizeof(body));
+	assert_non_null(strstr(body, " held daemon-b "));
+	chunk_lease_renew(b);
+	osb->ops->quiesce(osb);
+	assert_false(chunk_lease_lost(b));
+	chunk_lease_release(b);
+	read_lease(e, body, sizeof(body));
+	assert_non_null(strstr(body, " released daemon-b "));
+	/* Released: the next holder takes it without break_lease. */
+	assert_int_equal(chunk_lease_take(osa, e->r, "daemon-c", false, "c", &c, err, sizeof(err)),
+			 0);
+	chunk_lease_release(c);
+	osa->ops->destroy(osa);
+	osb->ops->destroy(osb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +505,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unmap_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_objstore_delete_multi, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_objstore_quiesce, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_cas, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
