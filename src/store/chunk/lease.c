@@ -117,14 +117,19 @@ enum cas_verdict {
 	CAS_TAKEN, /* someone else wrote (or deleted) it */
 };
 
-/* After a 412: what the lease read back (status rc, body l->cur, tag in l->req) says. */
+/*
+ * After a 412: what the lease read back (status rc, body l->cur, tag in
+ * l->req) says. CAS_OURS adopts the tag of our landed write.
+ */
 static enum cas_verdict cas_verdict(struct chunk_lease *l, int rc)
 {
 	if (rc != 0) {
-		return CAS_TAKEN; /* -ENOENT: deleted under us */
+		l->cur[0] = '\0'; /* -ENOENT: deleted under us */
+		return CAS_TAKEN;
 	}
 	lease_cur_end(l);
 	if (strcmp(l->cur, l->body) == 0) {
+		snprintf(l->etag, sizeof(l->etag), "%s", l->req.etag);
 		return CAS_OURS;
 	}
 	if (l->req.etag[0] && strcmp(l->req.etag, l->etag) == 0) {
@@ -160,14 +165,23 @@ static void cas_written(struct chunk_lease *l)
 	}
 }
 
-static void lease_lost(struct chunk_lease *l)
+/* Who holds the lease read back into l->cur, for a message ("?", "deleted" if unknown). */
+static void cur_holder(const struct chunk_lease *l, char state[16],
+		       char other[CHUNK_LEASE_HOLDER_MAX + 1])
 {
-	char state[16] = "", other[CHUNK_LEASE_HOLDER_MAX + 1] = "?";
 	long long when = 0;
 
 	if (!lease_parse(l->cur, state, other, &when)) {
-		snprintf(other, sizeof(other), "?");
+		snprintf(state, 16, "deleted");
+		snprintf(other, CHUNK_LEASE_HOLDER_MAX + 1, "?");
 	}
+}
+
+static void lease_lost(struct chunk_lease *l)
+{
+	char state[16], other[CHUNK_LEASE_HOLDER_MAX + 1];
+
+	cur_holder(l, state, other);
 	l->lost = true;
 	if (l->timer) {
 		reactor_timer_cancel(l->r, l->timer);
@@ -177,7 +191,7 @@ static void lease_lost(struct chunk_lease *l)
 		"%s: the volume lease was taken over (now holder %s, state %s); this LUN "
 		"no longer writes to the volume: writes fail with WRITE PROTECTED until it "
 		"is reopened",
-		l->what, other, state[0] ? state : "deleted");
+		l->what, other, state);
 }
 
 /*
@@ -216,20 +230,18 @@ static int cas_put_sync(struct chunk_lease *l, char *err, size_t errlen)
 		}
 		switch (cas_verdict(l, ret)) {
 		case CAS_OURS:
-			snprintf(l->etag, sizeof(l->etag), "%s", l->req.etag);
 			return 0;
 		case CAS_FORM:
 			cas_next_form(l);
 			break;
 		case CAS_TAKEN: {
-			char state[16] = "", other[CHUNK_LEASE_HOLDER_MAX + 1] = "?";
-			long long when = 0;
+			char state[16], other[CHUNK_LEASE_HOLDER_MAX + 1];
 
-			(void)lease_parse(l->cur, state, other, &when);
+			cur_holder(l, state, other);
 			snprintf(err, errlen,
 				 "the volume lease changed while this daemon took it (now holder "
 				 "%s, state %s): another daemon opened the volume at the same time",
-				 other, state[0] ? state : "deleted");
+				 other, state);
 			return -EBUSY;
 		}
 		}
@@ -286,7 +298,6 @@ static void check_done(struct obj_req *req)
 	}
 	switch (cas_verdict(l, req->status)) {
 	case CAS_OURS:
-		snprintf(l->etag, sizeof(l->etag), "%s", req->etag);
 		break;
 	case CAS_FORM:
 		cas_next_form(l);

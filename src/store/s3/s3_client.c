@@ -251,22 +251,32 @@ static int enqueue(struct s3_client *cl, struct s3_op *op)
 
 /* ----------------------------------------------------------- callbacks */
 
-/* The header value without blanks and quotes; one too long for out is dropped (""). */
-static void copy_etag(char *out, const char *v, size_t len)
+/*
+ * Copy a header's value (v, len bytes, after the colon) into out (cap
+ * bytes) without surrounding blanks, CR/LF and, if `strip`, these characters
+ * too (an ETag's quotes). A value too long for out leaves out unchanged.
+ */
+static void header_value(char *out, size_t cap, const char *v, size_t len, const char *strip)
 {
 	const char *e = v + len;
 
-	while (v < e && (*v == ' ' || *v == '\t' || *v == '"')) {
+	while (v < e && (*v == ' ' || *v == '\t' || (*v && strchr(strip, *v)))) {
 		v++;
 	}
-	while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '"')) {
+	while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t' ||
+			 (e[-1] && strchr(strip, e[-1])))) {
 		e--;
 	}
-	if ((size_t)(e - v) >= OBJ_ETAG_MAX) {
-		e = v;
+	if ((size_t)(e - v) < cap) {
+		memcpy(out, v, (size_t)(e - v));
+		out[e - v] = '\0';
 	}
-	memcpy(out, v, (size_t)(e - v));
-	out[e - v] = '\0';
+}
+
+/* An outcome the caller asked about (missing object, lost condition), not a failure to log. */
+static bool is_answer(int rc)
+{
+	return rc == -ENOENT || rc == -EEXIST || rc == -ESTALE;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
@@ -284,23 +294,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	}
 	if ((op->kind == S3_KIND_GET || op->kind == S3_KIND_PUT) && len > 5 &&
 	    strncasecmp(p, "etag:", 5) == 0) {
-		copy_etag(op->req->etag, p + 5, len - 5);
+		header_value(op->req->etag, sizeof(op->req->etag), p + 5, len - 5, "\"");
 		return len;
 	}
 	if (op->kind == S3_KIND_GET && len > hl + 1 && strncasecmp(p, S3_META_HDR, hl) == 0 &&
 	    p[hl] == ':') {
-		const char *v = p + hl + 1, *e = p + len;
-
-		while (v < e && (*v == ' ' || *v == '\t')) {
-			v++;
-		}
-		while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ')) {
-			e--;
-		}
-		if ((size_t)(e - v) < sizeof(op->req->meta)) {
-			memcpy(op->req->meta, v, (size_t)(e - v));
-			op->req->meta[e - v] = '\0';
-		}
+		header_value(op->req->meta, sizeof(op->req->meta), p + hl + 1, len - hl - 1, "");
 	}
 	return len;
 }
@@ -732,7 +731,7 @@ static void complete(struct s3_client *cl, struct s3_op *op, int status)
 	pthread_mutex_lock(&cl->lock);
 	cl->stats.inflight--;
 	pthread_mutex_unlock(&cl->lock);
-	if (status < 0 && status != -ENOENT && status != -EEXIST && status != -ESTALE) {
+	if (status < 0 && !is_answer(status)) {
 		LOG_RATELIMIT(LOG_LEVEL_WARN, S3_COMP,
 			      "%s s3://%s/%s%s%s%s failed: %s (HTTP %ld%s%s) %s",
 			      kind_name(op->kind), cl->bucket, cl->prefix, cl->prefix[0] ? "/" : "",
@@ -1248,7 +1247,7 @@ int s3_client_run_sync(struct s3_client *cl, struct obj_req *req, char *err, siz
 		req->meta[0] = '\0';
 	}
 	rc = run_sync(cl, op);
-	if (rc < 0 && rc != -ENOENT && rc != -EEXIST && rc != -ESTALE) {
+	if (rc < 0 && !is_answer(rc)) {
 		describe(cl, op, rc, err, errlen);
 	}
 	req->status = rc;
