@@ -146,9 +146,9 @@ struct store_ops {
 	bool (*resumed)(struct store *st);
 	/*
 	 * Optional: true once the store lost its claim on the volume (another
-	 * daemon took its lease over): it refuses writes with -EROFS, and a
-	 * layer above must refuse them too instead of holding them. NULL op:
-	 * false.
+	 * daemon took its lease over). store_submit() then refuses every io but
+	 * READ and FLUSH with -EROFS; a layer above reports its lower store's
+	 * state, so it refuses writes instead of holding them. NULL op: false.
 	 */
 	bool (*fenced)(struct store *st);
 	/*

@@ -1703,6 +1703,11 @@ static void read_start(struct cache *c, struct cio *w)
 
 /* ---- store ops ---- */
 
+/*
+ * Fenced with the store below: a write taken into the cache now could never
+ * be uploaded, so store_submit() refuses it; what is dirty stays in the
+ * cache (and cache_dir).
+ */
 static bool cache_fenced(struct store *st)
 {
 	struct cache *c = st->priv;
@@ -1713,16 +1718,8 @@ static bool cache_fenced(struct store *st)
 static int cache_submit(struct store *st, struct store_io *io)
 {
 	struct cache *c = st->priv;
-	struct cio *w;
+	struct cio *w = cio_get(c);
 
-	/*
-	 * A write taken into the cache now could never be uploaded: what is
-	 * dirty stays in the cache (and cache_dir), new writes are refused.
-	 */
-	if (io->op != STORE_OP_READ && io->op != STORE_OP_FLUSH && cache_fenced(st)) {
-		return -EROFS;
-	}
-	w = cio_get(c);
 	if (!w) {
 		return -ENOMEM;
 	}

@@ -453,6 +453,14 @@ int store_submit(struct store *st, struct store_io *io)
 	assert(io->len % st->block_size == 0);
 	assert(io->offset <= st->size && io->len <= st->size - io->offset);
 	assert(io->cb);
+	/*
+	 * A store that lost its claim on the volume refuses every change, and so
+	 * does each layer above it (store_ops.fenced): checked here, once for all.
+	 */
+	if (io->op != STORE_OP_READ && io->op != STORE_OP_FLUSH && st->ops->fenced &&
+	    st->ops->fenced(st)) {
+		return -EROFS;
+	}
 	return st->ops->submit(st, io);
 }
 

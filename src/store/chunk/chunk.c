@@ -995,10 +995,6 @@ int chunk_store_submit(struct store *st, struct store_io *io)
 	    io->op != STORE_OP_WRITE_ZEROES) {
 		return -ENOTSUP;
 	}
-	/* Another daemon holds the volume now: writing would overwrite its data. */
-	if (io->op != STORE_OP_READ && chunk_store_fenced(st)) {
-		return -EROFS;
-	}
 	IO_CURSOR(io) = 0;
 	IO_PARTS(io) = 0;
 	io_list_append(&cs->pend_head, &cs->pend_tail, io);
