@@ -223,7 +223,8 @@ struct cache {
 	struct reactor_timer *tick;
 	unsigned internal; /* lower ios and journal jobs in flight */
 	bool closing;
-	bool quiescing; /* close is completing the lower ios itself */
+	bool quiescing;	   /* close is completing the lower ios itself */
+	bool fence_logged; /* fence_fail() said once why nothing is uploaded */
 	struct cache_stats stats;
 	/* journal (cache_dir) */
 	int jfd;
@@ -249,6 +250,12 @@ static void waitq_run(struct cache *c);
 static void check_syncs(struct cache *c);
 static void cio_put(struct cio *w, int status);
 static void internal_done(struct cache *c);
+static void waitq_pop(struct cache *c);
+
+static bool lower_fenced(const struct cache *c)
+{
+	return c->lower->ops->fenced && c->lower->ops->fenced(c->lower);
+}
 
 /* ---- bitmaps ---- */
 
@@ -948,9 +955,49 @@ static void upload_failed(struct cup *u, int rc, const char *what)
 	upload_release(u);
 }
 
+/*
+ * The store below lost the volume: nothing dirty can ever be uploaded, so
+ * uploads stop (they would only retry), and what waits on them fails now
+ * with -EROFS (WRITE PROTECTED) rather than after flush_timeout: every
+ * SYNCHRONIZE CACHE or FUA write that still needs an upload, and the writes
+ * held back for room. Syncs already satisfied complete as usual.
+ */
+static void fence_fail(struct cache *c)
+{
+	struct cio *w;
+
+	check_syncs(c);
+	while ((w = c->syncs)) {
+		c->syncs = w->next;
+		w->next = NULL;
+		cio_put(w, -EROFS);
+	}
+	while ((w = c->waitq_head)) {
+		waitq_pop(c);
+		cio_put(w, -EROFS);
+	}
+	if (!c->fence_logged) {
+		c->fence_logged = true;
+		if (c->ndirty_slots == 0) {
+			LOG_ERR(COMP, "%s: the volume belongs to another daemon now; no dirty data",
+				c->lower->uri);
+		} else {
+			LOG_ERR(COMP,
+				"%s: the volume belongs to another daemon now; %" PRIu32
+				" dirty chunks are not uploaded and stay in %s",
+				c->lower->uri, c->ndirty_slots,
+				c->jfd >= 0 ? c->p.cache_dir : "RAM until this LUN closes");
+		}
+	}
+}
+
 static void after_event(struct cache *c)
 {
 	if (c->closing) {
+		return;
+	}
+	if (lower_fenced(c)) {
+		fence_fail(c);
 		return;
 	}
 	waitq_run(c);
@@ -1096,8 +1143,8 @@ static void schedule(struct cache *c)
 	bool pressure = c->waitq_head != NULL || c->ndirty_slots * 2 >= c->nslots;
 	struct centry *e, *next;
 
-	if (c->closing) {
-		return;
+	if (c->closing || lower_fenced(c)) {
+		return; /* fenced: fence_fail() */
 	}
 	for (struct cio *w = c->syncs; w; w = w->next) {
 		if (w->sync_seq > urgent_seq) {
@@ -1706,13 +1753,11 @@ static void read_start(struct cache *c, struct cio *w)
 /*
  * Fenced with the store below: a write taken into the cache now could never
  * be uploaded, so store_submit() refuses it; what is dirty stays in the
- * cache (and cache_dir).
+ * cache (and cache_dir), and fence_fail() ends what waits for it.
  */
 static bool cache_fenced(struct store *st)
 {
-	struct cache *c = st->priv;
-
-	return c->lower->ops->fenced && c->lower->ops->fenced(c->lower);
+	return lower_fenced(st->priv);
 }
 
 static int cache_submit(struct store *st, struct store_io *io)

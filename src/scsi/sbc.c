@@ -94,8 +94,8 @@ static void ctx_submit(struct scsi_cmd *cmd, struct scsi_io_ctx *c, enum store_o
 	c->io.cb_arg = c;
 	rc = store_submit(cmd->lu->st, &c->io);
 	if (rc < 0) {
-		LOG_RATELIMIT(LOG_LEVEL_WARN, "scsi", "LUN %llu ITT 0x%08x: store submit: %d",
-			      (unsigned long long)cmd->lu->lun, cmd->tag, rc);
+		LOG_RATELIMIT(LOG_LEVEL_WARN, "scsi", "LUN %llu ITT 0x%08x: store submit: %s",
+			      (unsigned long long)cmd->lu->lun, cmd->tag, strerror(-rc));
 		scsi_cmd_complete(cmd, scsi_errno_reason(rc, op != STORE_OP_READ));
 	}
 }

@@ -5,7 +5,13 @@
 #   2. after kill -9, a daemon restarted with the same cache_dir takes its own
 #      lease back; a clean stop releases the lease for anyone;
 #   3. a stale lease of another (crashed) holder is refused, and taken over only
-#      with break_lease=1.
+#      with break_lease=1;
+#   4. fencing: when a second daemon breaks the lease of one that still runs,
+#      the first finds out at its next renewal (lease_renew_ms) and stops
+#      writing: WRITEs get DATA PROTECT / WRITE PROTECTED (qemu reports it as
+#      "Permission denied"), reads still work, its unflushed data is not
+#      uploaded over the new holder's volume, its shutdown flush fails at once
+#      (not after flush_timeout), and it leaves the new holder's lease alone.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need iscsi-inq curl
@@ -53,4 +59,43 @@ check "A is refused while crashed B's lease is stale" refused "$A"
 check "A with break_lease=1 takes the volume over" serve "$A&break_lease=1"
 check "the takeover is logged" grep -q "breaking the lease" "$DAEMON_LOG"
 check "A stops cleanly" stop_daemon
+
+# 4. fencing, through iSCSI
+check "A serves the volume, renewing its lease every 200 ms" serve "$A&lease_renew_ms=200&writeback_age=600000"
+A_URL=$(lun_url $IQN 0)
+check "A writes 1 MiB and flushes it" qio "$A_URL" "write -P 0x5a 0 1M" "flush"
+# part of a chunk: it stays dirty in the cache (writeback_age 10 min); qemu's
+# cache=unsafe sends no flush, not even when it closes the image
+unflushed() { local QIO_OPTS=(-t unsafe); qio "$@"; }
+check "A writes 64 KiB more, not flushed" unflushed "$A_URL" "write -P 0x6b 2M 64k"
+A_PID=$DAEMON_PID A_LOG=$DAEMON_LOG A_PORT=$DAEMON_PORT
+check "daemon B breaks A's lease while A still runs" \
+	start_daemon --target "$IQN" --state-dir "$T_DIR/state3" --lun "0=$BASE&break_lease=1"
+B_PID=$DAEMON_PID B_LOG=$DAEMON_LOG B_URL=$(lun_url $IQN 0)
+DAEMON_PID=$A_PID DAEMON_LOG=$A_LOG DAEMON_PORT=$A_PORT
+fenced() { grep -q "the volume lease was taken over (now holder" "$A_LOG"; }
+for ((i = 0; i < 50; i++)); do fenced && break; sleep 0.1; done
+check "A's next renewal finds the lease taken over" fenced
+write_refused() { # URL: a WRITE fails with DATA PROTECT (qemu: EACCES)
+	local out
+	out=$(timeout 60 qemu-io -f raw -c "write -P 0x33 0 64k" "$1" 2>&1) && return 1
+	grep -q "Permission denied" <<<"$out" || { echo "$out" >&2; return 1; }
+}
+check "A refuses a WRITE with WRITE PROTECTED" write_refused "$A_URL"
+check "A still reads its flushed data" qio "$A_URL" "read -P 0x5a 0 1M"
+check "A still reads its unflushed data from its cache" qio "$A_URL" "read -P 0x6b 2M 64k"
+check "B reads A's flushed data" qio "$B_URL" "read -P 0x5a 0 1M"
+check "B writes and flushes" qio "$B_URL" "write -P 0x77 4M 1M" "flush"
+a_stop() { # A's shutdown flush cannot store its dirty chunk: exit 1, well before flush_timeout
+	local t0=$SECONDS
+	stop_daemon 30 && return 1
+	[ "$STOP_RC" -eq 1 ] && [ $((SECONDS - t0)) -lt 30 ] &&
+		grep -q "1 dirty chunks are not uploaded and stay in .*cacheA" "$A_LOG"
+}
+check "A's shutdown reports its unstored data and exits 1 at once" a_stop
+check "A did not upload its unflushed data over B's volume" qio "$B_URL" "read -P 0 2M 64k" "read -P 0x77 4M 1M"
+DAEMON_PID=$B_PID DAEMON_LOG=$B_LOG
+check "B stops cleanly" stop_daemon
+released_own() { ! grep -q "the lease changed since this daemon last wrote it" "$B_LOG"; }
+check "B released its own lease (A left it alone)" released_own
 finish

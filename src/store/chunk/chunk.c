@@ -1215,15 +1215,25 @@ int chunk_opts_parse(const struct store_params *p, struct chunk_opts *o, char *e
 		}
 		o->max_inflight = (unsigned)x;
 	}
-	o->lease_holder = store_param_get(p, "lease_holder");
-	o->break_lease = false;
+	o->lease.holder = store_param_get(p, "lease_holder");
+	o->lease.break_lease = false;
 	v = store_param_get(p, "break_lease");
 	if (v) {
 		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
 			snprintf(err, errlen, "break_lease '%s': must be 0 or 1", v);
 			return -EINVAL;
 		}
-		o->break_lease = v[0] == '1';
+		o->lease.break_lease = v[0] == '1';
+	}
+	o->lease.renew_ms = CHUNK_LEASE_RENEW_MS;
+	v = store_param_get(p, "lease_renew_ms");
+	if (v) {
+		if (parse_u64(v, CHUNK_LEASE_RENEW_MS_MIN, CHUNK_LEASE_RENEW_MS_MAX, &x) != 0) {
+			snprintf(err, errlen, "lease_renew_ms '%s': must be %u..%u", v,
+				 CHUNK_LEASE_RENEW_MS_MIN, CHUNK_LEASE_RENEW_MS_MAX);
+			return -EINVAL;
+		}
+		o->lease.renew_ms = (unsigned)x;
 	}
 	return 0;
 }
@@ -1332,8 +1342,7 @@ int chunk_store_open(struct store *st, const struct store_params *p, const struc
 	if (ret) {
 		goto err;
 	}
-	ret = chunk_lease_take(os, st->reactor, o->lease_holder, o->break_lease, st->uri,
-			       &cs->lease, err, errlen);
+	ret = chunk_lease_take(os, st->reactor, &o->lease, st->uri, &cs->lease, err, errlen);
 	if (ret) {
 		goto err;
 	}

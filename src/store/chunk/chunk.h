@@ -15,6 +15,8 @@
 
 #include "s3tgt/store.h"
 
+#include "lease.h"
+
 struct objstore;
 
 #define CHUNK_SIZE_DEFAULT (4u << 20)
@@ -33,11 +35,13 @@ struct objstore;
 struct chunk_opts {
 	uint32_t chunk_size;   /* 0 = not given: the manifest's, or the default for a new volume */
 	unsigned max_inflight; /* bound on concurrent object requests */
-	const char *lease_holder; /* borrowed from the params; NULL = random (lease.h) */
-	bool break_lease;	  /* take over a lease held by another holder */
+	struct chunk_lease_opts lease; /* lease_holder= (borrowed from the params), ... */
 };
 
-/* Parse chunk_size=, max_inflight=, lease_holder=, break_lease= from p. Message in err. */
+/*
+ * Parse chunk_size=, max_inflight=, lease_holder=, break_lease=,
+ * lease_renew_ms= from p. Message in err.
+ */
 int chunk_opts_parse(const struct store_params *p, struct chunk_opts *o, char *err, size_t errlen);
 
 /*

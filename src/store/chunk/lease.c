@@ -7,7 +7,7 @@
  *              └─ exists: GET ─ released, or holder is ours (restart with the
  *                               same cache_dir), or break_lease=1 ── PUT ───> HELD
  *                             └ held by another holder ──> -EBUSY, message names it
- *   HELD:    rewritten every CHUNK_LEASE_RENEW_MS with a new time (one PUT in flight)
+ *   HELD:    rewritten every renew_ms (lease_renew_ms=) with a new time (one PUT in flight)
  *   release: PUT with state "released" (close), so the next open takes it at once;
  *            a renewal still in flight is quiesced first (cancelled if it waits
  *            for a retry), so the release is the last write and the lease is
@@ -49,7 +49,7 @@ struct chunk_lease {
 	struct reactor *r;
 	struct reactor_timer *timer;
 	char holder[CHUNK_LEASE_HOLDER_MAX + 1];
-	char what[128];
+	char what[512]; /* the LUN's store URI, for messages */
 	char body[256];
 	struct obj_req req;
 	char cur[256];		 /* the lease as read back after a 412 */
@@ -353,9 +353,10 @@ void chunk_lease_renew(struct chunk_lease *l)
 	}
 }
 
-int chunk_lease_take(struct objstore *os, struct reactor *r, const char *holder, bool break_lease,
+int chunk_lease_take(struct objstore *os, struct reactor *r, const struct chunk_lease_opts *o,
 		     const char *what, struct chunk_lease **out, char *err, size_t errlen)
 {
+	const char *holder = o->holder;
 	struct chunk_lease *l = calloc(1, sizeof(*l));
 	char state[16], other[CHUNK_LEASE_HOLDER_MAX + 1];
 	long long when = 0;
@@ -419,7 +420,7 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const char *holder,
 			goto err;
 		}
 		if (state[0] && strcmp(state, "released") != 0 && strcmp(other, l->holder) != 0) {
-			if (!break_lease) {
+			if (!o->break_lease) {
 				snprintf(
 				    err, errlen,
 				    "volume is in use by another daemon (lease holder %s, renewed "
@@ -449,7 +450,7 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const char *holder,
 		goto err;
 	}
 	if (r) {
-		l->timer = reactor_timer_add(r, CHUNK_LEASE_RENEW_MS, true, renew_tick, l);
+		l->timer = reactor_timer_add(r, o->renew_ms, true, renew_tick, l);
 		if (!l->timer) {
 			snprintf(err, errlen, "out of memory for the lease timer");
 			ret = -ENOMEM;

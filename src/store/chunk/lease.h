@@ -14,15 +14,24 @@ struct chunk_lease;
 #define CHUNK_LEASE_KEY "lease"
 #define CHUNK_LEASE_HOLDER_MAX 64
 #define CHUNK_LEASE_RENEW_MS 30000u
+#define CHUNK_LEASE_RENEW_MS_MIN 100u
+#define CHUNK_LEASE_RENEW_MS_MAX 3600000u
 #define CHUNK_LEASE_RELEASE_MS 5000u
 
+/* The LUN options of the lease (docs/OBJECT-FORMAT.md). */
+struct chunk_lease_opts {
+	const char *holder; /* borrowed; NULL: a random one, so only break_lease=1 takes it
+			       back after a crash */
+	bool break_lease;   /* take over a lease held by another holder */
+	unsigned renew_ms;  /* how often the lease is rewritten */
+};
+
 /*
- * Take the lease of the volume on os (borrowed; must outlive the lease) for
- * holder (NULL: a random one, so only break_lease=1 takes it back after a
- * crash). Renewal runs on r (NULL: none). Synchronous, at open. Returns 0,
- * -EBUSY (held by another holder; message in err) or another -errno.
+ * Take the lease of the volume on os (borrowed; must outlive the lease).
+ * Renewal runs on r (NULL: none). Synchronous, at open. Returns 0, -EBUSY
+ * (held by another holder; message in err) or another -errno.
  */
-int chunk_lease_take(struct objstore *os, struct reactor *r, const char *holder, bool break_lease,
+int chunk_lease_take(struct objstore *os, struct reactor *r, const struct chunk_lease_opts *o,
 		     const char *what, struct chunk_lease **out, char *err, size_t errlen);
 /* Mark the lease released (synchronous PUT) and free it. NULL is a no-op. */
 void chunk_lease_release(struct chunk_lease *l);
@@ -40,7 +49,7 @@ const char *chunk_lease_holder(const struct chunk_lease *l);
 bool chunk_lease_resumed(const struct chunk_lease *l);
 /*
  * Rewrite the lease now (compare-and-swap; asynchronous, on the reactor).
- * The timer does this every CHUNK_LEASE_RENEW_MS; a no-op while a renewal
+ * The timer does this every renew_ms; a no-op while a renewal
  * is in flight or once the lease is lost.
  */
 void chunk_lease_renew(struct chunk_lease *l);

@@ -642,8 +642,8 @@ err:
 	return ret;
 }
 
-static const char *const dir_options[] = {"chunk_size", "max_inflight", "lease_holder",
-					  "break_lease", NULL};
+static const char *const dir_options[] = {"chunk_size",	 "max_inflight",   "lease_holder",
+					  "break_lease", "lease_renew_ms", NULL};
 
 static int dir_open(struct store *st, const struct store_params *p, char *err, size_t errlen)
 {

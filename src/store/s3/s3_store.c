@@ -21,8 +21,10 @@
 #include "s3.h"
 
 static const char *const s3_options[] = {
-    "chunk_size", "max_inflight",      "endpoint",     "region",      "path_style", "ca_file",
-    "timeout_ms", "retry_deadline_ms", "lease_holder", "break_lease",  "sign_payload", NULL,
+    "chunk_size",   "max_inflight", "endpoint",	    "region",
+    "path_style",   "ca_file",	    "timeout_ms",   "retry_deadline_ms",
+    "lease_holder", "break_lease",  "sign_payload", "lease_renew_ms",
+    NULL,
 };
 
 static int opt_ms(const struct store_params *p, const char *key, unsigned *out, char *err,

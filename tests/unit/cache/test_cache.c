@@ -31,9 +31,10 @@ struct held {
 
 static struct fake {
 	uint8_t data[DEV];
-	bool gate; /* hold WRITE/UNMAP until released */
-	bool fail; /* fail every request with -ETIMEDOUT */
-	bool drop; /* complete held requests with -EIO without applying (crash) */
+	bool gate;   /* hold WRITE/UNMAP until released */
+	bool fail;   /* fail every request with -ETIMEDOUT */
+	bool drop;   /* complete held requests with -EIO without applying (crash) */
+	bool fenced; /* another daemon took the volume (store_ops.fenced) */
 	const char *vol;
 	unsigned reads, writes, unmaps, flushes;
 	struct held *held;
@@ -151,8 +152,15 @@ static const char *fake_volume_id(struct store *st)
 	return g_fake.vol;
 }
 
+static bool fake_fenced(struct store *st)
+{
+	(void)st;
+	return g_fake.fenced;
+}
+
 static const struct store_ops fake_ops = {
     .name = "fake",
+    .fenced = fake_fenced,
     .submit = fake_submit,
     .close = fake_close,
     .volume_id = fake_volume_id,
@@ -643,6 +651,65 @@ static void test_lower_outage(void **state)
 	}
 }
 
+/*
+ * The lower store lost the volume (fenced): dirty data is no longer
+ * uploaded, and a SYNCHRONIZE CACHE that needs an upload fails at once with
+ * -EROFS (WRITE PROTECTED), not after flush_timeout. Reads still see the
+ * dirty data; new writes are refused.
+ */
+static void test_fenced_flush(void **state)
+{
+	struct fx *f = *state;
+	uint8_t w[4096], r[4096];
+	struct store_io io;
+	uint64_t t0;
+
+	pattern(w, sizeof(w), 21);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(
+		    do_io(f->st, STORE_OP_WRITE, (uint64_t)i * CH, sizeof(w), w, false), 0);
+	}
+	g_fake.fenced = true;
+	t0 = reactor_now_ms();
+	assert_int_equal(do_io(f->st, STORE_OP_FLUSH, 0, 0, NULL, false), -EROFS);
+	assert_true(reactor_now_ms() - t0 < f->p.flush_timeout_ms / 2);
+	assert_int_equal(g_fake.writes, 0);
+	assert_int_equal(do_io(f->st, STORE_OP_READ, CH, sizeof(r), r, false), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	io = (struct store_io){.op = STORE_OP_WRITE, .len = sizeof(w), .buf = w, .cb = tio_cb};
+	assert_int_equal(store_submit(f->st, &io), -EROFS);
+	run_until(f->r, NULL, NULL, 200);
+	assert_int_equal(g_fake.writes, 0);
+}
+
+/* Writes held back for room when the fence comes fail with -EROFS at once. */
+static void test_fenced_waiting_writes(void **state)
+{
+	struct fx *f = *state;
+	struct tio t[6];
+	uint8_t w[4096];
+
+	pattern(w, sizeof(w), 22);
+	g_fake.gate = true;
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(
+		    do_io(f->st, STORE_OP_WRITE, (uint64_t)i * CH, sizeof(w), w, false), 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		tio_submit(f->st, &t[i], STORE_OP_WRITE, (uint64_t)(i + 8) * CH, sizeof(w), w,
+			   false);
+	}
+	run_until(f->r, NULL, NULL, 100);
+	for (int i = 0; i < 6; i++) {
+		assert_false(t[i].done);
+	}
+	g_fake.fenced = true;
+	assert_true(run_until(f->r, count_done, t, 1000));
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(t[i].io.status, -EROFS);
+	}
+}
+
 static void make_dir(struct fx *f)
 {
 	snprintf(f->dir, sizeof(f->dir), "/tmp/s3tgt-cache-XXXXXX");
@@ -816,6 +883,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_prefetch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unmap_coherent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lower_outage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fenced_flush, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fenced_waiting_writes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_dir_crash_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_dir_other_volume, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_uri, setup, teardown),

@@ -323,6 +323,10 @@ static void test_store_errors(void **state)
 	g->fail_status = -ETIMEDOUT;
 	run_cmd(f, &c, cdb, 16, buf, BS);
 	assert_sense(&c, 2, 0x04, 0x01);
+	/* The store lost the volume to another daemon (store_ops.fenced). */
+	g->fail_status = -EROFS;
+	run_cmd(f, &c, cdb, 16, buf, BS);
+	assert_sense(&c, 7, 0x27, 0);
 	g->fail_status = -EBADF;
 	run_cmd(f, &c, cdb, 16, buf, BS);
 	assert_sense(&c, 4, 0x44, 0);

@@ -78,6 +78,7 @@ static void test_sense_table(void **state)
 	assert_int_equal(scsi_errno_reason(-EILSEQ, false), SENSE_READ_ERROR);
 	assert_int_equal(scsi_errno_reason(-ENOSPC, true), SENSE_SPACE_ALLOC_FAILED);
 	assert_int_equal(scsi_errno_reason(-EAGAIN, true), SENSE_BECOMING_READY);
+	assert_int_equal(scsi_errno_reason(-EROFS, true), SENSE_WRITE_PROTECTED);
 	assert_int_equal(scsi_errno_reason(-EPERM, true), SENSE_INTERNAL_FAILURE);
 
 	memset(&c, 0, sizeof(c));

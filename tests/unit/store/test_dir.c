@@ -237,7 +237,11 @@ static void test_manifest_checks(void **state)
 	assert_int_equal(open_uri(e, "?size=512K", &st, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "smaller"));
 	assert_int_equal(open_uri(e, "?bogus=1", &st, err, sizeof(err)), -EINVAL);
-	assert_int_equal(open_uri(e, "?size=2M", &st, err, sizeof(err)), 0);
+	assert_int_equal(open_uri(e, "?lease_renew_ms=50", &st, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "lease_renew_ms '50'"));
+	assert_int_equal(open_uri(e, "?lease_renew_ms=1s", &st, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "lease_renew_ms"));
+	assert_int_equal(open_uri(e, "?size=2M&lease_renew_ms=100", &st, err, sizeof(err)), 0);
 	assert_int_equal(st->size, 2 << 20);
 	assert_int_equal(st->ops->resize(st, 3 << 20), 0);
 	store_close(st);
@@ -452,6 +456,15 @@ static void read_lease(struct env *e, char *out, size_t len)
  * finds out instead of overwriting it, stops writing, and does not "release"
  * the new holder's lease at close.
  */
+static int take(struct objstore *os, struct reactor *r, const char *holder, bool break_lease,
+		struct chunk_lease **out, char *err, size_t errlen)
+{
+	struct chunk_lease_opts o = {
+	    .holder = holder, .break_lease = break_lease, .renew_ms = CHUNK_LEASE_RENEW_MS};
+
+	return chunk_lease_take(os, r, &o, holder, out, err, errlen);
+}
+
 static void test_lease_cas(void **state)
 {
 	struct env *e = *state;
@@ -461,19 +474,16 @@ static void test_lease_cas(void **state)
 
 	assert_int_equal(dir_objstore_create(e->root, e->r, 2, &osa, err, sizeof(err)), 0);
 	assert_int_equal(dir_objstore_create(e->root, e->r, 2, &osb, err, sizeof(err)), 0);
-	assert_int_equal(chunk_lease_take(osa, e->r, "daemon-a", false, "a", &a, err, sizeof(err)),
-			 0);
+	assert_int_equal(take(osa, e->r, "daemon-a", false, &a, err, sizeof(err)), 0);
 	/* A renewal of the holder alone succeeds, again and again. */
 	for (int i = 0; i < 3; i++) {
 		chunk_lease_renew(a);
 		osa->ops->quiesce(osa);
 		assert_false(chunk_lease_lost(a));
 	}
-	assert_int_equal(chunk_lease_take(osb, e->r, "daemon-b", false, "b", &b, err, sizeof(err)),
-			 -EBUSY);
+	assert_int_equal(take(osb, e->r, "daemon-b", false, &b, err, sizeof(err)), -EBUSY);
 	assert_non_null(strstr(err, "daemon-a"));
-	assert_int_equal(chunk_lease_take(osb, e->r, "daemon-b", true, "b", &b, err, sizeof(err)),
-			 0);
+	assert_int_equal(take(osb, e->r, "daemon-b", true, &b, err, sizeof(err)), 0);
 	chunk_lease_renew(a);
 	osa->ops->quiesce(osa);
 	assert_true(chunk_lease_lost(a));
@@ -489,10 +499,62 @@ static void test_lease_cas(void **state)
 	read_lease(e, body, sizeof(body));
 	assert_non_null(strstr(body, " released daemon-b "));
 	/* Released: the next holder takes it without break_lease. */
-	assert_int_equal(chunk_lease_take(osa, e->r, "daemon-c", false, "c", &c, err, sizeof(err)),
-			 0);
+	assert_int_equal(take(osa, e->r, "daemon-c", false, &c, err, sizeof(err)), 0);
 	chunk_lease_release(c);
 	osa->ops->destroy(osa);
+	osb->ops->destroy(osb);
+}
+
+static void stop_reactor(void *arg)
+{
+	reactor_stop(arg);
+}
+
+/*
+ * The whole fence, from the store's own renewal timer (lease_renew_ms) to
+ * store_submit(): once another daemon broke the lease, the store refuses
+ * every change with -EROFS (WRITE PROTECTED) and still serves reads; its
+ * close leaves the new holder's lease alone.
+ */
+static void test_lease_fence(void **state)
+{
+	struct env *e = *state;
+	struct store *st = NULL;
+	struct objstore *osb = NULL;
+	struct chunk_lease *b = NULL;
+	struct store_io io = {0};
+	static const enum store_op changes[] = {STORE_OP_WRITE, STORE_OP_UNMAP,
+						STORE_OP_WRITE_ZEROES};
+	static uint8_t wbuf[64 << 10], rbuf[64 << 10];
+	char err[256], body[256];
+
+	assert_int_equal(
+	    open_uri(e, "?size=1M&chunk_size=64K&lease_holder=daemon-a&lease_renew_ms=100", &st,
+		     err, sizeof(err)),
+	    0);
+	fill(wbuf, sizeof(wbuf), 7);
+	assert_int_equal(do_io(e, st, STORE_OP_WRITE, 0, sizeof(wbuf), wbuf), 0);
+	assert_int_equal(dir_objstore_create(e->root, e->r, 2, &osb, err, sizeof(err)), 0);
+	assert_int_equal(take(osb, e->r, "daemon-b", true, &b, err, sizeof(err)), 0);
+	/* Several renewal periods: the first one after the takeover finds it. */
+	assert_non_null(reactor_timer_add(e->r, 500, false, stop_reactor, e->r));
+	assert_int_equal(reactor_run(e->r), 0);
+	io.offset = 0;
+	io.len = sizeof(wbuf);
+	io.buf = wbuf;
+	io.cb = io_cb;
+	io.cb_arg = e;
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		io.op = changes[i];
+		assert_int_equal(store_submit(st, &io), -EROFS);
+	}
+	assert_int_equal(do_io(e, st, STORE_OP_FLUSH, 0, 0, NULL), 0);
+	assert_int_equal(do_io(e, st, STORE_OP_READ, 0, sizeof(rbuf), rbuf), 0);
+	assert_memory_equal(rbuf, wbuf, sizeof(rbuf));
+	store_close(st);
+	read_lease(e, body, sizeof(body));
+	assert_non_null(strstr(body, " held daemon-b "));
+	chunk_lease_release(b);
 	osb->ops->destroy(osb);
 }
 
@@ -506,6 +568,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_objstore_delete_multi, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_objstore_quiesce, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_cas, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_fence, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
