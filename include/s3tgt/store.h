@@ -139,9 +139,11 @@ struct store_ops {
 	const char *(*volume_id)(struct store *st);
 	/*
 	 * Optional: true if nobody can have written the volume since this
-	 * holder last closed it cleanly (the chunk store took back the lease it
-	 * had released itself), so data a layer above kept across the restart
-	 * (the cache's clean chunks) is still current. NULL op: false.
+	 * holder last had it (the chunk store took back its own lease: released
+	 * at a clean close, or still held after a crash), so what a layer above
+	 * kept across the restart still fits the volume: the cache's clean
+	 * chunks are current, and its unstored writes may be uploaded. NULL op:
+	 * the store cannot tell (no lease).
 	 */
 	bool (*resumed)(struct store *st);
 	/*

@@ -233,6 +233,7 @@ struct cache {
 	uint32_t slot_hdr;
 	uint64_t jseq;
 	bool jsnapshot; /* the journal header's J_OFF_SNAPSHOT */
+	bool jdiverged; /* the journal header's J_OFF_DIVERGED */
 	/*
 	 * Per-command records are recycled, as the sessions' tasks and the
 	 * reactor's messages are: the I/O path allocates only when more are in
@@ -656,6 +657,8 @@ static void internal_done(struct cache *c)
 #define J_VOL_MAX 255u
 /* 1: the state-2 slots are the clean snapshot of a clean close, not yet reopened */
 #define J_OFF_SNAPSHOT 292
+/* 1: the dirty slots were written before another daemon wrote the volume (refused) */
+#define J_OFF_DIVERGED 296
 #define S_MAGIC 0x534c4f54u /* "SLOT" */
 #define S_OFF_STATE 4
 #define S_OFF_IDX 8
@@ -2191,6 +2194,7 @@ static void jhdr_build(const struct cache *c, uint8_t *h)
 	put_be16(h + J_OFF_VOLLEN, (uint16_t)vlen);
 	memcpy(h + J_OFF_VOL, c->vol_id, vlen);
 	put_be32(h + J_OFF_SNAPSHOT, c->jsnapshot ? 1u : 0u);
+	put_be32(h + J_OFF_DIVERGED, c->jdiverged ? 1u : 0u);
 	put_be32(h + J_OFF_CRC, crc32c(0, h, J_HDR_SIZE));
 }
 
@@ -2382,19 +2386,45 @@ static int journal_recover(struct cache *c, const char *path, bool load_clean, c
 		list_add_tail(c, e, L_DIRTY);
 		c->stats.recovered++;
 	}
-	if (c->stats.recovered) {
-		LOG_INFO(COMP, "%s: recovered %" PRIu64 " dirty chunks from %s; uploading them",
-			 c->lower->uri, c->stats.recovered, path);
-	}
-	if (nclean) {
-		LOG_INFO(COMP, "%s: %" PRIu64 " clean chunks kept in %s at the last clean close "
-			 "are cached again", c->lower->uri, nclean, path);
-	}
 	c->stats.reloaded = nclean;
 out:
 	free(h);
 	free(seqs);
 	return rc;
+}
+
+/*
+ * Unstored writes found in cache_dir, but another daemon wrote the volume
+ * since this holder last had it (its lease was not ours): those writes
+ * belong to a history the volume no longer has, and uploading them would
+ * overwrite the other daemon's data block by block. Refuse the LUN, and say
+ * so in the header too: the refused open closes the volume and so releases
+ * the lease as ours, which must not make the next open upload them.
+ */
+static int journal_diverged(struct cache *c, uint8_t *h, const char *path, char *err,
+			    size_t errlen)
+{
+	int rc = 0;
+
+	if (!c->jdiverged) {
+		c->jdiverged = true;
+		jhdr_build(c, h);
+		rc = pwrite_full(c->jfd, h, J_HDR_SIZE, 0);
+		if (!rc && fdatasync(c->jfd) != 0) {
+			rc = -errno;
+		}
+		if (rc) {
+			snprintf(err, errlen, "cache_dir: cannot write %s: %s", path, strerror(-rc));
+			return rc;
+		}
+	}
+	snprintf(err, errlen,
+		 "cache_dir %s: %" PRIu64 " chunks of acknowledged writes never reached the "
+		 "volume, and another daemon wrote it since; uploading them would overwrite its "
+		 "data. To serve the volume as that daemon left it, move this cache_dir away (it "
+		 "keeps those writes) and start again",
+		 c->p.cache_dir, c->stats.recovered);
+	return -ESTALE;
 }
 
 static int journal_open(struct cache *c, char *err, size_t errlen)
@@ -2522,6 +2552,7 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 		}
 	}
 	snapshot = get_be32(h + J_OFF_SNAPSHOT) == 1;
+	c->jdiverged = get_be32(h + J_OFF_DIVERGED) == 1;
 	resumed = c->lower->ops->resumed && c->lower->ops->resumed(c->lower);
 	if (snapshot && !resumed) {
 		LOG_WARN(COMP, "%s: the clean chunks kept in %s are not used: the volume may have "
@@ -2529,6 +2560,19 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 			 c->lower->uri, c->p.cache_dir);
 	}
 	rc = journal_recover(c, path, snapshot && resumed, err, errlen);
+	if (!rc && c->stats.recovered &&
+	    (c->jdiverged || (c->lower->ops->resumed && !resumed))) {
+		rc = journal_diverged(c, h, path, err, errlen);
+		goto out;
+	}
+	if (c->stats.recovered) {
+		LOG_INFO(COMP, "%s: recovered %" PRIu64 " dirty chunks from %s; uploading them",
+			 c->lower->uri, c->stats.recovered, path);
+	}
+	if (c->stats.reloaded) {
+		LOG_INFO(COMP, "%s: %" PRIu64 " clean chunks kept in %s at the last clean close "
+			 "are cached again", c->lower->uri, c->stats.reloaded, path);
+	}
 	if (!rc && snapshot) {
 		/*
 		 * From the first write on, the snapshot no longer describes the

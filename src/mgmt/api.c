@@ -88,6 +88,7 @@ static unsigned errno_status(int rc)
 		return 404;
 	case -EEXIST:
 	case -EBUSY:
+	case -ESTALE: /* the volume moved on without this LUN's cache_dir */
 		return 409;
 	case -EINVAL:
 	case -ERANGE:

@@ -11,7 +11,9 @@
 #      writing: WRITEs get DATA PROTECT / WRITE PROTECTED (qemu reports it as
 #      "Permission denied"), reads still work, its unflushed data is not
 #      uploaded over the new holder's volume, its shutdown flush fails at once
-#      (not after flush_timeout), and it leaves the new holder's lease alone.
+#      (not after flush_timeout), and it leaves the new holder's lease alone;
+#      restarted with its cache_dir, it refuses to upload that data over the
+#      new holder's writes until the cache_dir is moved away.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need iscsi-inq curl
@@ -98,4 +100,20 @@ DAEMON_PID=$B_PID DAEMON_LOG=$B_LOG
 check "B stops cleanly" stop_daemon
 released_own() { ! grep -q "the lease changed since this daemon last wrote it" "$B_LOG"; }
 check "B released its own lease (A left it alone)" released_own
+# A's cache_dir still holds the write that never reached the volume; B wrote the
+# volume since, so uploading it now would overwrite B's data
+diverged() { # a start of A with cacheA fails and says why
+	if start_daemon --target "$IQN" --state-dir "$T_DIR/state" --lun "$A"; then
+		stop_daemon || true
+		return 1
+	fi
+	grep -q "cacheA: 1 chunks of acknowledged writes never reached the volume.*start again" "$DAEMON_LOG"
+}
+check "A restarted with its cache_dir is refused: B wrote the volume since" diverged
+check "refused again, although A's refused start released the lease as its own" diverged
+mv "$T_DIR/cacheA" "$T_DIR/cacheA.kept"
+check "A with cache_dir moved away serves the volume" serve "$A"
+check "A reads the volume as B left it" qio "$(lun_url $IQN 0)" "read -P 0x5a 0 1M" \
+	"read -P 0 2M 64k" "read -P 0x77 4M 1M"
+check "A stops cleanly" stop_daemon
 finish

@@ -436,7 +436,7 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const struct chunk_
 				 what, other, (long long)time(NULL) - when);
 		} else if (state[0] && strcmp(other, l->holder) == 0) {
 			LOG_INFO("chunk", "%s: taking back our own lease (holder %s)", what, other);
-			l->resumed = strcmp(state, "released") == 0;
+			l->resumed = true;
 		}
 		if (!state[0]) {
 			l->etag[0] = '\0'; /* deleted: nothing to compare against */

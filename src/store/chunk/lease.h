@@ -45,7 +45,7 @@ void chunk_lease_release(struct chunk_lease *l);
  */
 int chunk_lease_release_async(struct chunk_lease *l, void (*done)(void *), void *arg);
 const char *chunk_lease_holder(const struct chunk_lease *l);
-/* The lease taken was the one this holder had released: no other writer since. */
+/* The lease taken was this holder's own (released or held): no other writer since. */
 bool chunk_lease_resumed(const struct chunk_lease *l);
 /*
  * Rewrite the lease now (compare-and-swap; asynchronous, on the reactor).

@@ -31,10 +31,12 @@ struct held {
 
 static struct fake {
 	uint8_t data[DEV];
-	bool gate;   /* hold WRITE/UNMAP until released */
-	bool fail;   /* fail every request with -ETIMEDOUT */
-	bool drop;   /* complete held requests with -EIO without applying (crash) */
-	bool fenced; /* another daemon took the volume (store_ops.fenced) */
+	bool gate;    /* hold WRITE/UNMAP until released */
+	bool fail;    /* fail every request with -ETIMEDOUT */
+	bool drop;    /* complete held requests with -EIO without applying (crash) */
+	bool fenced;  /* another daemon took the volume (store_ops.fenced) */
+	bool lease;   /* open with a store_ops.resumed that answers `resumed` */
+	bool resumed; /* the lease taken was our own */
 	const char *vol;
 	unsigned reads, writes, unmaps, flushes;
 	struct held *held;
@@ -167,13 +169,30 @@ static const struct store_ops fake_ops = {
     .lba_status = fake_lba_status,
 };
 
+static bool fake_resumed(struct store *st)
+{
+	(void)st;
+	return g_fake.resumed;
+}
+
+/* The same store with a lease, as the chunk stores have. */
+static const struct store_ops fake_lease_ops = {
+    .name = "fake",
+    .fenced = fake_fenced,
+    .resumed = fake_resumed,
+    .submit = fake_submit,
+    .close = fake_close,
+    .volume_id = fake_volume_id,
+    .lba_status = fake_lba_status,
+};
+
 static struct store *fake_open(struct reactor *r)
 {
 	struct store *st = calloc(1, sizeof(*st));
 
 	assert_non_null(st);
 	g_fake.r = r;
-	st->ops = &fake_ops;
+	st->ops = g_fake.lease ? &fake_lease_ops : &fake_ops;
 	st->reactor = r;
 	st->uri = strdup("fake:vol");
 	st->size = DEV;
@@ -784,6 +803,58 @@ static void test_cache_dir_crash_recovery(void **state)
 	free(big);
 }
 
+/*
+ * Unstored writes in cache_dir are uploaded only when the lease taken was
+ * our own: when another daemon wrote the volume since, they would overwrite
+ * its data, so the LUN is refused, and stays refused even once the lease
+ * reads as ours again (the refused open released it as ours).
+ */
+static void test_cache_dir_diverged(void **state)
+{
+	struct fx *f = *state;
+	uint8_t w[4096];
+	struct cache_stats cs;
+	char err[512], moved[80];
+
+	store_close(f->st);
+	f->st = NULL;
+	run_until(f->r, NULL, NULL, 20);
+	make_dir(f);
+	free(f->p.cache_dir);
+	f->p.cache_dir = strdup(f->dir);
+	g_fake.lease = true;
+	pattern(w, sizeof(w), 23);
+	assert_int_equal(open_cache(f, err, sizeof(err)), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(
+		    do_io(f->st, STORE_OP_WRITE, (uint64_t)i * CH, sizeof(w), w, false), 0);
+	}
+	close_cache(f);	       /* dirty: kept in cache_dir */
+	g_fake.resumed = true; /* our own lease, e.g. a restart after a crash */
+	assert_int_equal(open_cache(f, err, sizeof(err)), 0);
+	assert_int_equal(cache_store_get_stats(f->st, &cs), 0);
+	assert_int_equal(cs.recovered, 2);
+	close_cache(f);
+	g_fake.resumed = false; /* another daemon had the volume meanwhile */
+	assert_int_equal(open_cache(f, err, sizeof(err)), -ESTALE);
+	assert_non_null(strstr(err, ": 2 chunks of acknowledged writes never reached"));
+	assert_non_null(strstr(err, f->dir));
+	g_fake.resumed = true;
+	assert_int_equal(open_cache(f, err, sizeof(err)), -ESTALE);
+	run_until(f->r, NULL, NULL, 100);
+	assert_int_equal(g_fake.writes, 0);
+	/* Moved away as the message says: the LUN opens with a fresh cache_dir. */
+	snprintf(moved, sizeof(moved), "%s.kept", f->dir);
+	assert_int_equal(rename(f->dir, moved), 0);
+	assert_int_equal(open_cache(f, err, sizeof(err)), 0);
+	assert_int_equal(cache_store_get_stats(f->st, &cs), 0);
+	assert_int_equal(cs.recovered, 0);
+	close_cache(f);
+	rm_dir(f);
+	assert_int_equal(rename(moved, f->dir), 0);
+	rm_dir(f);
+}
+
 static void test_cache_dir_other_volume(void **state)
 {
 	struct fx *f = *state;
@@ -887,6 +958,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fenced_waiting_writes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_dir_crash_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_dir_other_volume, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cache_dir_diverged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_uri, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lba_status, setup, teardown),
 	};
