@@ -2198,6 +2198,22 @@ static void jhdr_build(const struct cache *c, uint8_t *h)
 	put_be32(h + J_OFF_CRC, crc32c(0, h, J_HDR_SIZE));
 }
 
+/* Rewrite the journal header (h: a J_HDR_SIZE buffer) durably. */
+static int jhdr_write(struct cache *c, uint8_t *h, const char *path, char *err, size_t errlen)
+{
+	int rc;
+
+	jhdr_build(c, h);
+	rc = pwrite_full(c->jfd, h, J_HDR_SIZE, 0);
+	if (!rc && fdatasync(c->jfd) != 0) {
+		rc = -errno;
+	}
+	if (rc) {
+		snprintf(err, errlen, "cache_dir: cannot write %s: %s", path, strerror(-rc));
+	}
+	return rc;
+}
+
 static int journal_create(struct cache *c, const char *path, char *err, size_t errlen)
 {
 	uint8_t *h = calloc(1, J_HDR_SIZE);
@@ -2408,13 +2424,8 @@ static int journal_diverged(struct cache *c, uint8_t *h, const char *path, char 
 
 	if (!c->jdiverged) {
 		c->jdiverged = true;
-		jhdr_build(c, h);
-		rc = pwrite_full(c->jfd, h, J_HDR_SIZE, 0);
-		if (!rc && fdatasync(c->jfd) != 0) {
-			rc = -errno;
-		}
+		rc = jhdr_write(c, h, path, err, errlen);
 		if (rc) {
-			snprintf(err, errlen, "cache_dir: cannot write %s: %s", path, strerror(-rc));
 			return rc;
 		}
 	}
@@ -2579,14 +2590,7 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 		 * volume: a crash must not bring it back.
 		 */
 		c->jsnapshot = false;
-		jhdr_build(c, h);
-		rc = pwrite_full(c->jfd, h, J_HDR_SIZE, 0);
-		if (!rc && fdatasync(c->jfd) != 0) {
-			rc = -errno;
-		}
-		if (rc) {
-			snprintf(err, errlen, "cache_dir: cannot write %s: %s", path, strerror(-rc));
-		}
+		rc = jhdr_write(c, h, path, err, errlen);
 	}
 out:
 	free(h);

@@ -175,24 +175,21 @@ static bool fake_resumed(struct store *st)
 	return g_fake.resumed;
 }
 
-/* The same store with a lease, as the chunk stores have. */
-static const struct store_ops fake_lease_ops = {
-    .name = "fake",
-    .fenced = fake_fenced,
-    .resumed = fake_resumed,
-    .submit = fake_submit,
-    .close = fake_close,
-    .volume_id = fake_volume_id,
-    .lba_status = fake_lba_status,
-};
-
 static struct store *fake_open(struct reactor *r)
 {
 	struct store *st = calloc(1, sizeof(*st));
 
 	assert_non_null(st);
 	g_fake.r = r;
-	st->ops = g_fake.lease ? &fake_lease_ops : &fake_ops;
+	st->ops = &fake_ops;
+	if (g_fake.lease) {
+		/* The same store with a lease, as the chunk stores have. */
+		static struct store_ops lease_ops;
+
+		lease_ops = fake_ops;
+		lease_ops.resumed = fake_resumed;
+		st->ops = &lease_ops;
+	}
 	st->reactor = r;
 	st->uri = strdup("fake:vol");
 	st->size = DEV;
@@ -744,6 +741,17 @@ static void rm_dir(struct fx *f)
 	rmdir(f->dir);
 }
 
+/* Close the fixture's cache; the next open_cache() journals in a fresh cache_dir. */
+static void use_cache_dir(struct fx *f)
+{
+	store_close(f->st);
+	f->st = NULL;
+	run_until(f->r, NULL, NULL, 20);
+	make_dir(f);
+	free(f->p.cache_dir);
+	f->p.cache_dir = strdup(f->dir);
+}
+
 static void test_cache_dir_crash_recovery(void **state)
 {
 	struct fx *f = *state;
@@ -753,12 +761,7 @@ static void test_cache_dir_crash_recovery(void **state)
 	pid_t pid;
 	int wst;
 
-	store_close(f->st);
-	f->st = NULL;
-	run_until(f->r, NULL, NULL, 20);
-	make_dir(f);
-	free(f->p.cache_dir);
-	f->p.cache_dir = strdup(f->dir);
+	use_cache_dir(f);
 	pattern(a, sizeof(a), 13);
 	pattern(b, sizeof(b), 14);
 	pattern(big, CH, 15);
@@ -816,12 +819,7 @@ static void test_cache_dir_diverged(void **state)
 	struct cache_stats cs;
 	char err[512], moved[80];
 
-	store_close(f->st);
-	f->st = NULL;
-	run_until(f->r, NULL, NULL, 20);
-	make_dir(f);
-	free(f->p.cache_dir);
-	f->p.cache_dir = strdup(f->dir);
+	use_cache_dir(f);
 	g_fake.lease = true;
 	pattern(w, sizeof(w), 23);
 	assert_int_equal(open_cache(f, err, sizeof(err)), 0);
@@ -860,12 +858,7 @@ static void test_cache_dir_other_volume(void **state)
 	struct fx *f = *state;
 	char err[512];
 
-	store_close(f->st);
-	f->st = NULL;
-	run_until(f->r, NULL, NULL, 20);
-	make_dir(f);
-	free(f->p.cache_dir);
-	f->p.cache_dir = strdup(f->dir);
+	use_cache_dir(f);
 	assert_int_equal(open_cache(f, err, sizeof(err)), 0);
 	close_cache(f);
 	g_fake.vol = "vol-B";
