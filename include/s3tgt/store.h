@@ -205,6 +205,9 @@ unsigned store_closes_pending(void);
 /* st->ops->metrics(st, fn, arg) when the store has the op; else nothing. */
 void store_metrics(struct store *st, store_metric_fn fn, void *arg);
 
+/* st->ops->fenced(st) when the store has the op; else false. */
+bool store_fenced(struct store *st);
+
 /* Submit wrapper: checks alignment/range (asserts, the SCSI layer validated) and calls ops. */
 int store_submit(struct store *st, struct store_io *io);
 

@@ -404,11 +404,13 @@ static void print_luns(json_t *j)
 	json_t *e;
 	char sz[32];
 
-	printf("%-44s %5s %8s %-6s %s\n", "TARGET", "LUN", "SIZE", "STORE", "URI");
+	printf("%-44s %5s %8s %-6s %-6s %s\n", "TARGET", "LUN", "SIZE", "STORE", "STATE", "URI");
 	json_array_foreach(j, i, e) {
 		human_size((uint64_t)num(e, "size"), sz, sizeof(sz));
-		printf("%-44s %5lld %8s %-6s %s\n", str(e, "target"), num(e, "lun"), sz,
-		       str(e, "store"), str(e, "uri"));
+		/* fenced: another daemon took the volume; writes get WRITE PROTECTED */
+		printf("%-44s %5lld %8s %-6s %-6s %s\n", str(e, "target"), num(e, "lun"), sz,
+		       str(e, "store"),
+		       json_is_true(json_object_get(e, "fenced")) ? "fenced" : "ok", str(e, "uri"));
 	}
 }
 

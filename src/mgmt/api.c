@@ -211,12 +211,13 @@ static json_t *lun_json(struct mgmt_state *s, const struct mgmt_target_cfg *tc,
 	struct scsi_lu *lu = scsi_target_get_lu(rt->t, tc->luns[k].lun);
 	struct store *st = lu ? scsi_lu_store(lu) : NULL;
 
-	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:s,s:I}", "target", tc->name, "lun",
+	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:s,s:I,s:b}", "target", tc->name, "lun",
 			 (json_int_t)tc->luns[k].lun, "uri", tc->luns[k].uri, "size",
 			 (json_int_t)(st ? st->size : 0), "block_size",
 			 (json_int_t)(st ? st->block_size : 0), "store",
 			 st ? st->ops->name : "?", "in_flight",
-			 (json_int_t)(lu ? scsi_lu_busy(lu) : 0));
+			 (json_int_t)(lu ? scsi_lu_busy(lu) : 0), "fenced",
+			 st && store_fenced(st));
 }
 
 static json_t *luns_json(struct mgmt_state *s, size_t i)

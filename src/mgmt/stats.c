@@ -155,6 +155,13 @@ static void stat_metrics(struct store *st, store_metric_fn fn, void *arg)
 	store_metrics(ss->lower, fn, arg);
 }
 
+static bool stat_fenced(struct store *st)
+{
+	struct stat_store *ss = st->priv;
+
+	return store_fenced(ss->lower);
+}
+
 static int stat_open(struct store *st, const struct store_params *p, char *err, size_t errlen)
 {
 	return -ENOTSUP; /* only built by mgmt_stats_wrap() */
@@ -168,6 +175,7 @@ static const struct store_ops stat_ops = {
     .lba_status = stat_lba_status,
     .resize = stat_resize,
     .metrics = stat_metrics,
+    .fenced = stat_fenced,
 };
 
 int mgmt_stats_wrap(struct store *lower, struct store **out, struct mgmt_lun_stats **stats)

@@ -457,11 +457,15 @@ int store_submit(struct store *st, struct store_io *io)
 	 * A store that lost its claim on the volume refuses every change, and so
 	 * does each layer above it (store_ops.fenced): checked here, once for all.
 	 */
-	if (io->op != STORE_OP_READ && io->op != STORE_OP_FLUSH && st->ops->fenced &&
-	    st->ops->fenced(st)) {
+	if (io->op != STORE_OP_READ && io->op != STORE_OP_FLUSH && store_fenced(st)) {
 		return -EROFS;
 	}
 	return st->ops->submit(st, io);
+}
+
+bool store_fenced(struct store *st)
+{
+	return st->ops->fenced && st->ops->fenced(st);
 }
 
 void store_metrics(struct store *st, store_metric_fn fn, void *arg)

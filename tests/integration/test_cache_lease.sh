@@ -26,8 +26,10 @@ BASE="s3://$BUCKET/lease?size=16M&chunk_size=1M&endpoint=$S3_ENDPOINT&region=us-
 A="0=$BASE&cache_size=8M&cache_dir=$T_DIR/cacheA"
 B="0=$BASE&cache_size=8M&cache_dir=$T_DIR/cacheB"
 
-serve() { # LUN-ARG: start a daemon serving it; sets DAEMON_*
-	start_daemon --target "$IQN" --state-dir "$T_DIR/state" --lun "$1" &&
+serve() { # LUN-ARG [DAEMON-ARGS...]: start a daemon serving it; sets DAEMON_*
+	local lun=$1
+	shift
+	start_daemon --target "$IQN" --state-dir "$T_DIR/state" --lun "$lun" "$@" &&
 		inq_ok "$(lun_url $IQN 0)"
 }
 refused() { # LUN-ARG: a daemon for it must not start, and must say why
@@ -63,7 +65,23 @@ check "the takeover is logged" grep -q "breaking the lease" "$DAEMON_LOG"
 check "A stops cleanly" stop_daemon
 
 # 4. fencing, through iSCSI
-check "A serves the volume, renewing its lease every 200 ms" serve "$A&lease_renew_ms=200&writeback_age=600000"
+SOCK=$T_DIR/a.sock
+check "A serves the volume, renewing its lease every 200 ms" serve "$A&lease_renew_ms=200&writeback_age=600000" \
+	--api-socket "$SOCK"
+lun_fenced() { # EXPECTED (true|false): the API, the CLI and the metric agree
+	local json metric
+	json=$("$S3TGT_BUILD/s3tgt" --socket "$SOCK" --json lun list) || return 1
+	metric=$(curl -s --max-time 10 --unix-socket "$SOCK" http://localhost/metrics |
+		awk '$1 ~ /^s3tgt_chunk_lease_lost\{/ { print $2 }')
+	/usr/bin/python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)[0]["fenced"] != (sys.argv[1] == "true"))' \
+		"$1" <<<"$json" || return 1
+	if [ "$1" = true ]; then
+		[ "$metric" = 1 ] && "$S3TGT_BUILD/s3tgt" --socket "$SOCK" lun list | grep -qE " cache +fenced "
+	else
+		[ "$metric" = 0 ] && "$S3TGT_BUILD/s3tgt" --socket "$SOCK" lun list | grep -qE " cache +ok "
+	fi
+}
+check "A's LUN is not fenced (API, CLI, metric)" lun_fenced false
 A_URL=$(lun_url $IQN 0)
 check "A writes 1 MiB and flushes it" qio "$A_URL" "write -P 0x5a 0 1M" "flush"
 # part of a chunk: it stays dirty in the cache (writeback_age 10 min); qemu's
@@ -78,6 +96,7 @@ DAEMON_PID=$A_PID DAEMON_LOG=$A_LOG DAEMON_PORT=$A_PORT
 fenced() { grep -q "the volume lease was taken over (now holder" "$A_LOG"; }
 for ((i = 0; i < 50; i++)); do fenced && break; sleep 0.1; done
 check "A's next renewal finds the lease taken over" fenced
+check "A's LUN reads as fenced (API, CLI, metric)" lun_fenced true
 write_refused() { # URL: a WRITE fails with DATA PROTECT (qemu: EACCES)
 	local out
 	out=$(timeout 60 qemu-io -f raw -c "write -P 0x33 0 64k" "$1" 2>&1) && return 1

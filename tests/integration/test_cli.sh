@@ -64,7 +64,7 @@ check "lun create" cli lun create "$IQN" 0 "ram:?size=16M"
 check "lun create file" cli lun create "$IQN" 1 "file:$T_DIR/l1.img?size=8M"
 check "lun create bad LUN fails" fails cli lun create "$IQN" 16384 "ram:?size=1M"
 check "lun create bad URI fails" fails cli lun create "$IQN" 2 "ram:?size=1M&x=1"
-check "lun list" bash -c "cli lun list | grep -qE '^$IQN +0 +16M +ram'"
+check "lun list" bash -c "cli lun list | grep -qE '^$IQN +0 +16M +ram +ok '"
 check_eq "lun list IQN --json" 2 "$(cli --json lun list "$IQN" | json_get 'len(d)')"
 check_eq "lun list IQN2 empty" 0 "$(cli --json lun list "$IQN2" | json_get 'len(d)')"
 check "lun resize" cli lun resize "$IQN" 1 32M

@@ -1036,6 +1036,13 @@ void chunk_store_metrics(struct store *st, store_metric_fn fn, void *arg)
 	};
 
 	fn(arg, &m);
+	m = (struct store_metric){
+	    .name = "s3tgt_chunk_lease_lost",
+	    .help = "1 once another daemon took the volume lease over: writes are refused.",
+	    .type = STORE_METRIC_GAUGE,
+	    .value = chunk_store_fenced(st),
+	};
+	fn(arg, &m);
 	if (cs->os->ops->metrics) {
 		cs->os->ops->metrics(cs->os, fn, arg);
 	}
