@@ -255,7 +255,7 @@ static void waitq_pop(struct cache *c);
 
 static bool lower_fenced(const struct cache *c)
 {
-	return c->lower->ops->fenced && c->lower->ops->fenced(c->lower);
+	return store_fenced(c->lower);
 }
 
 /* ---- bitmaps ---- */
