@@ -45,6 +45,11 @@
  *    buffers, so a buffer is always free for it; a DELETE needs none.
  *  - io->cb runs exactly once, always via reactor_post (never inside submit),
  *    when all its parts finished; the first error wins.
+ *  - A change (PUT, DELETE) is sent only while the volume lease is confirmed
+ *    ours (chunk_lease_confirmed): after a pause or an outage longer than the
+ *    renewal period, the write at the head of the ready FIFO waits for a
+ *    renewal (and so does what is behind it), then goes, or fails with
+ *    WRITE PROTECTED if another daemon took the volume meanwhile.
  *
  * Object bodies are always a whole chunk; metadata carries one CRC32C per
  * segment (docs/OBJECT-FORMAT.md), so reads widen to segments and verify.
@@ -143,6 +148,7 @@ struct chunk_store {
 	unsigned running;	   /* request slots in use */
 	unsigned running_peak;	   /* for tests and stats */
 	struct chunk_lease *lease; /* one writer per volume (lease.c) */
+	int gate_err;		   /* lease_notify: the renewal that writes waited for failed */
 	/* quiesce: completions kept here and run by chunk_store_quiesce itself */
 	bool quiescing;
 	struct store_io *done_head, *done_tail;
@@ -915,7 +921,45 @@ static void batch_submit(struct chunk_store *cs)
 	}
 }
 
-/* Start the head of the ready FIFO; false when it must wait for a request slot. */
+static void ready_pop(struct chunk_store *cs)
+{
+	cs->ready_head = cs->ready_head->rnext;
+	if (!cs->ready_head) {
+		cs->ready_tail = NULL;
+	}
+}
+
+/*
+ * May op (a change that needs a request) be sent? Only under a confirmed
+ * lease (chunk_lease_confirmed). 0: go; -EINPROGRESS: wait for the renewal
+ * (lease_notify dispatches again); another -errno: fail op with it.
+ */
+static int lease_gate(struct chunk_store *cs)
+{
+	if (!cs->lease || chunk_lease_confirmed(cs->lease)) {
+		return 0;
+	}
+	if (chunk_lease_lost(cs->lease)) {
+		return -EROFS;
+	}
+	if (cs->gate_err) {
+		return cs->gate_err;
+	}
+	chunk_lease_renew(cs->lease);
+	return -EINPROGRESS;
+}
+
+/* A renewal ended: what waited for it goes on (or fails with its error). */
+static void lease_notify(void *arg, int status)
+{
+	struct chunk_store *cs = arg;
+
+	cs->gate_err = status == 0 || status == -EROFS ? 0 : io_status(status);
+	dispatch(cs);
+	cs->gate_err = 0;
+}
+
+/* Start the head of the ready FIFO; false when it must wait (request slot, lease). */
 static bool dispatch_one(struct chunk_store *cs)
 {
 	struct chunk_op *op = cs->ready_head;
@@ -923,13 +967,22 @@ static bool dispatch_one(struct chunk_store *cs)
 	bool joins = step == STEP_DELETE && cs->filling && cs->filling->n < cs->batch_max &&
 		     !has_mergeable(op);
 
+	if (step != STEP_NONE && op->kind != STORE_OP_READ) {
+		int gate = lease_gate(cs);
+
+		if (gate == -EINPROGRESS) {
+			return false;
+		}
+		if (gate) {
+			ready_pop(cs);
+			op_finish(op, gate);
+			return true;
+		}
+	}
 	if (step != STEP_NONE && !joins && cs->running >= cs->max_inflight) {
 		return false;
 	}
-	cs->ready_head = op->rnext;
-	if (!cs->ready_head) {
-		cs->ready_tail = NULL;
-	}
+	ready_pop(cs);
 	if (step == STEP_NONE) {
 		op_finish(op, 0);
 		return true;
@@ -1353,6 +1406,7 @@ int chunk_store_open(struct store *st, const struct store_params *p, const struc
 	if (ret) {
 		goto err;
 	}
+	chunk_lease_set_notify(cs->lease, lease_notify, cs);
 	cs->chunk_size = cs->man.chunk_size;
 	cs->seg_size = chunk_seg_size(cs->chunk_size);
 	ret = map_grow(cs, (cs->man.size + cs->chunk_size - 1) / cs->chunk_size);

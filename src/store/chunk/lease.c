@@ -59,6 +59,11 @@ struct chunk_lease {
 	bool lost;		 /* another holder took the lease: refuse writes */
 	bool busy;
 	bool resumed;
+	unsigned renew_ms;
+	uint64_t sent_ms;      /* when the renewal under way (or last) was sent */
+	uint64_t confirmed_ms; /* when the last write that proved the lease ours was sent */
+	void (*notify)(void *arg, int status);
+	void *notify_arg;
 	/* chunk_lease_release_async */
 	struct reactor_msg *done_msg;
 	void (*done)(void *);
@@ -283,27 +288,47 @@ static bool holder_ok(const char *h)
 	return true;
 }
 
+/* A renewal ended: 0 = the lease is ours as of l->sent_ms, -EROFS = lost, else its error. */
+static void renew_end(struct chunk_lease *l, int status)
+{
+	l->busy = false;
+	if (status == 0) {
+		l->confirmed_ms = l->sent_ms;
+	}
+	if (l->notify) {
+		l->notify(l->notify_arg, status);
+	}
+}
+
 static void check_done(struct obj_req *req)
 {
 	struct chunk_lease *l = req->cb_arg;
 
-	l->busy = false;
 	if (req->status && req->status != -ENOENT) {
 		if (req->status != -ECANCELED) {
 			LOG_RATELIMIT(LOG_LEVEL_WARN, "chunk",
 				      "%s: reading the lease back failed: %s", l->what,
 				      strerror(-req->status));
 		}
+		renew_end(l, req->status);
 		return;
 	}
 	switch (cas_verdict(l, req->status)) {
 	case CAS_OURS:
+		renew_end(l, 0);
 		break;
 	case CAS_FORM:
+		/* Not written: again at once in the other form, so waiting writes wait less. */
 		cas_next_form(l);
+		l->busy = false;
+		chunk_lease_renew(l);
+		if (!l->busy) {
+			renew_end(l, -EIO);
+		}
 		break;
 	case CAS_TAKEN:
 		lease_lost(l);
+		renew_end(l, -EROFS);
 		break;
 	}
 }
@@ -320,13 +345,13 @@ static void renew_done(struct obj_req *req)
 			return; /* still busy */
 		}
 	}
-	l->busy = false;
 	if (req->status == 0) {
 		cas_written(l);
 	} else if (req->status != -ECANCELED && req->status != -ESTALE) {
 		LOG_RATELIMIT(LOG_LEVEL_WARN, "chunk", "%s: renewing the lease failed: %s", l->what,
 			      strerror(-req->status));
 	}
+	renew_end(l, req->status == -ESTALE ? -EIO : req->status);
 }
 
 static void renew_tick(void *arg)
@@ -348,9 +373,23 @@ void chunk_lease_renew(struct chunk_lease *l)
 	lease_put_req(l, (size_t)n);
 	l->req.cb = renew_done;
 	l->req.cb_arg = l;
+	l->sent_ms = reactor_now_ms();
 	if (l->os->ops->submit(l->os, &l->req) == 0) {
 		l->busy = true;
 	}
+}
+
+bool chunk_lease_confirmed(const struct chunk_lease *l)
+{
+	/* Without a reactor nothing renews it: only the open confirmed it. */
+	return !l->lost &&
+	       (!l->r || reactor_now_ms() - l->confirmed_ms < l->renew_ms + l->renew_ms / 2);
+}
+
+void chunk_lease_set_notify(struct chunk_lease *l, void (*fn)(void *arg, int status), void *arg)
+{
+	l->notify = fn;
+	l->notify_arg = arg;
 }
 
 int chunk_lease_take(struct objstore *os, struct reactor *r, const struct chunk_lease_opts *o,
@@ -367,6 +406,7 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const struct chunk_
 	}
 	l->os = os;
 	l->r = r;
+	l->renew_ms = o->renew_ms;
 	snprintf(l->what, sizeof(l->what), "%s", what);
 	if (holder) {
 		if (!holder_ok(holder)) {
@@ -445,6 +485,7 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const struct chunk_
 		snprintf(err, errlen, "cannot write the volume lease: %s", strerror(-ret));
 		goto err;
 	}
+	l->confirmed_ms = reactor_now_ms();
 	ret = cas_put_sync(l, err, errlen);
 	if (ret) {
 		goto err;
@@ -473,6 +514,7 @@ static int release_prepare(struct chunk_lease *l)
 		reactor_timer_cancel(l->r, l->timer);
 		l->timer = NULL;
 	}
+	l->notify = NULL; /* the owner is closing */
 	if (l->busy) {
 		l->os->ops->quiesce(l->os);
 	}

@@ -58,6 +58,20 @@ void chunk_lease_renew(struct chunk_lease *l);
  * longer ours to write. Stays true until the store is reopened.
  */
 bool chunk_lease_lost(const struct chunk_lease *l);
+/*
+ * May the volume be written now? Only while the lease is known to be ours:
+ * a write that proved it (the take, a renewal) was sent less than 1.5
+ * renewal periods ago. A daemon that was stopped or cut off from S3 for
+ * longer (the lease may have been broken meanwhile) must renew first, so
+ * that its held-back writes never land over a new holder's. False once lost.
+ */
+bool chunk_lease_confirmed(const struct chunk_lease *l);
+/*
+ * fn(arg, status) runs on the reactor when a renewal ends: 0 (the lease is
+ * confirmed ours), -EROFS (lost) or the error that ended it. NULL: none.
+ * Cleared by the release.
+ */
+void chunk_lease_set_notify(struct chunk_lease *l, void (*fn)(void *arg, int status), void *arg);
 /* 32 random hex digits into buf (>= 33 bytes). */
 int chunk_lease_holder_random(char *buf, size_t len);
 

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "chunk/chunk.c"
 
@@ -38,7 +39,8 @@ struct fake_os {
 	int fail_op;	  /* inject: -1 none, else enum obj_op */
 	int fail_status;
 	unsigned fail_count;
-	char fail_key[32]; /* inject: this key of a DELETE_MULTI fails with fail_key_status */
+	const char *fail_only; /* inject: only requests for this key fail (NULL: any) */
+	char fail_key[32];     /* inject: this key of a DELETE_MULTI fails with fail_key_status */
 	int fail_key_status;
 	unsigned max_batch; /* most keys in one DELETE_MULTI */
 	bool inorder;	    /* complete FIFO instead of random */
@@ -150,7 +152,8 @@ static void fake_pump(void *arg)
 	req = f->pending[i];
 	memmove(&f->pending[i], &f->pending[i + 1], (f->npending - i - 1) * sizeof(req));
 	f->npending--;
-	if (f->fail_count && (int)req->op == f->fail_op) {
+	if (f->fail_count && (int)req->op == f->fail_op &&
+	    (!f->fail_only || strcmp(req->key, f->fail_only) == 0)) {
 		f->fail_count--;
 		req->status = f->fail_status;
 	} else {
@@ -299,29 +302,29 @@ static void io_cb(struct store_io *io)
 	}
 }
 
+/* opts: "CHUNK_SIZE[,MAX_INFLIGHT[,LEASE_RENEW_MS]]" (empty fields: the default), or NULL. */
 static int env_open(struct env *e, const char *opts, uint64_t size, char *err, size_t errlen)
 {
+	static const char *const keys[] = {"chunk_size", "max_inflight", "lease_renew_ms"};
 	struct store_params p = {0};
-	struct store_opt o[2];
+	struct store_opt o[3];
 	struct chunk_opts co;
-	char cz[32] = "", mi[32] = "";
+	char v[3][32] = {"", "", ""};
 	int ret;
 
-	if (opts) {
-		if (sscanf(opts, "%31[^,],%31s", cz, mi) < 1) {
-			return -EINVAL;
-		}
+	if (opts && sscanf(opts, "%31[^,],%31[^,],%31s", v[0], v[1], v[2]) < 1 &&
+	    sscanf(opts, ",%31[^,],%31s", v[1], v[2]) < 1) {
+		return -EINVAL;
 	}
 	p.size = size;
 	p.block_size = 512;
-	o[0].key = (char *)"chunk_size";
-	o[0].value = cz;
-	o[1].key = (char *)"max_inflight";
-	o[1].value = mi;
 	p.opts = o;
-	p.nopts = (cz[0] ? 1 : 0) + (mi[0] ? 1 : 0);
-	if (!cz[0] && mi[0]) {
-		p.opts = &o[1];
+	for (unsigned i = 0; i < 3; i++) {
+		if (v[i][0]) {
+			o[p.nopts].key = (char *)keys[i];
+			o[p.nopts].value = v[i];
+			p.nopts++;
+		}
 	}
 	memset(&e->st, 0, sizeof(e->st));
 	e->st.reactor = e->r;
@@ -698,6 +701,40 @@ static void test_checksum_and_errors(void **state)
 	env_teardown(&e);
 }
 
+/*
+ * Writes wait for a renewal once the lease is no longer confirmed (here:
+ * a reactor that did not run for 3 renewal periods). A renewal that fails
+ * fails the writes that waited for it, with its error; the next write asks
+ * for a new renewal, which goes through, and so does the write.
+ */
+static void test_lease_gate(void **state)
+{
+	enum { CZ = 64 << 10, SIZE = CZ * 4 };
+	struct env e;
+	char err[256];
+	uint8_t *buf = malloc(CZ);
+	unsigned puts;
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K,4,100", SIZE, err, sizeof(err)), 0);
+	fill(buf, CZ, 21);
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, 0, CZ, buf), 0);
+	usleep(300 * 1000);
+	puts = e.f->nreq[OBJ_PUT];
+	e.f->inorder = true;
+	e.f->fail_op = OBJ_PUT;
+	e.f->fail_status = -ETIMEDOUT;
+	e.f->fail_count = 1;
+	e.f->fail_only = CHUNK_LEASE_KEY; /* the renewal's PUT */
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, CZ, CZ, buf), -ETIMEDOUT);
+	assert_true(e.f->nreq[OBJ_PUT] > puts); /* the renewal */
+	assert_null(fake_find(e.f, "chunks/0000000000000001"));
+	assert_int_equal(do_io(&e, STORE_OP_WRITE, CZ, CZ, buf), 0);
+	assert_non_null(fake_find(e.f, "chunks/0000000000000001"));
+	free(buf);
+	env_teardown(&e);
+}
+
 /* Many overlapping partial writes to one chunk, completed out of order: no update lost. */
 static void test_overlapping_rmw(void **state)
 {
@@ -984,17 +1021,12 @@ static void test_batch_and_merge(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_keys_and_meta),
-	    cmocka_unit_test(test_manifest),
-	    cmocka_unit_test(test_zero_chunks_and_holes),
-	    cmocka_unit_test(test_inflight_bound),
-	    cmocka_unit_test(test_checksum_and_errors),
-	    cmocka_unit_test(test_overlapping_rmw),
-	    cmocka_unit_test(test_coalesce),
-	    cmocka_unit_test(test_unmap_batched),
-	    cmocka_unit_test(test_batch_limits),
-	    cmocka_unit_test(test_batch_errors),
-	    cmocka_unit_test(test_batch_and_merge),
+	    cmocka_unit_test(test_keys_and_meta),	  cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_zero_chunks_and_holes), cmocka_unit_test(test_inflight_bound),
+	    cmocka_unit_test(test_checksum_and_errors),	  cmocka_unit_test(test_lease_gate),
+	    cmocka_unit_test(test_overlapping_rmw),	  cmocka_unit_test(test_coalesce),
+	    cmocka_unit_test(test_unmap_batched),	  cmocka_unit_test(test_batch_limits),
+	    cmocka_unit_test(test_batch_errors),	  cmocka_unit_test(test_batch_and_merge),
 	    cmocka_unit_test(test_random_linearizable),
 	};
 

@@ -558,6 +558,44 @@ static void test_lease_fence(void **state)
 	osb->ops->destroy(osb);
 }
 
+/*
+ * A daemon that was stopped (SIGSTOP, a frozen VM) longer than its renewal
+ * period may have lost its lease meanwhile: its next write waits for a
+ * renewal first. Not broken: the write goes. Broken: the write fails with
+ * -EROFS and never reaches the new holder's chunk.
+ */
+static void test_lease_pause(void **state)
+{
+	struct env *e = *state;
+	struct store *st = NULL;
+	struct objstore *osb = NULL;
+	struct chunk_lease *b = NULL;
+	static uint8_t w[64 << 10], r[64 << 10];
+	char err[256], body[256];
+
+	assert_int_equal(
+	    open_uri(e, "?size=1M&chunk_size=64K&lease_holder=daemon-a&lease_renew_ms=100", &st,
+		     err, sizeof(err)),
+	    0);
+	/* The reactor does not run: no renewal, as in a stopped process. */
+	usleep(300 * 1000);
+	fill(w, sizeof(w), 31);
+	assert_int_equal(do_io(e, st, STORE_OP_WRITE, 0, sizeof(w), w), 0);
+	usleep(300 * 1000);
+	assert_int_equal(dir_objstore_create(e->root, e->r, 2, &osb, err, sizeof(err)), 0);
+	assert_int_equal(take(osb, e->r, "daemon-b", true, &b, err, sizeof(err)), 0);
+	fill(w, sizeof(w), 32);
+	assert_int_equal(do_io(e, st, STORE_OP_WRITE, 0, sizeof(w), w), -EROFS);
+	assert_int_equal(do_io(e, st, STORE_OP_READ, 0, sizeof(r), r), 0);
+	fill(w, sizeof(w), 31);
+	assert_memory_equal(r, w, sizeof(r));
+	store_close(st);
+	read_lease(e, body, sizeof(body));
+	assert_non_null(strstr(body, " held daemon-b "));
+	chunk_lease_release(b);
+	osb->ops->destroy(osb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -569,6 +607,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_objstore_quiesce, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_cas, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_fence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_pause, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
