@@ -14,6 +14,8 @@
 #      (not after flush_timeout), and it leaves the new holder's lease alone;
 #      restarted with its cache_dir, it refuses to upload that data over the
 #      new holder's writes until the cache_dir is moved away.
+#   5. a daemon paused past its renewal period does not upload its held-back
+#      writes before a renewal confirms the lease (it was broken meanwhile).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need iscsi-inq curl
@@ -135,4 +137,32 @@ check "A with cache_dir moved away serves the volume" serve "$A"
 check "A reads the volume as B left it" qio "$(lun_url $IQN 0)" "read -P 0x5a 0 1M" \
 	"read -P 0 2M 64k" "read -P 0x77 4M 1M"
 check "A stops cleanly" stop_daemon
+
+# 5. a paused daemon: A holds an unflushed write (uploaded by age, 1.5 s) and is
+#    stopped (SIGSTOP, as a frozen VM); meanwhile B breaks the lease and writes
+#    the same blocks. When A runs again its upload is due at once, but a chunk
+#    write waits for a confirmed lease: the renewal finds the lease taken, and
+#    A's old data never lands over B's.
+D="0=$BASE&cache_size=8M&cache_dir=$T_DIR/cacheD&lease_renew_ms=500&writeback_age=1500"
+check "A serves the volume (renewal every 500 ms, writeback after 1.5 s)" serve "$D"
+check "A writes 64 KiB, not flushed" unflushed "$(lun_url $IQN 0)" "write -P 0x6c 6M 64k"
+A_PID=$DAEMON_PID A_LOG=$DAEMON_LOG
+kill -STOP "$A_PID"
+log "daemon A (PID $A_PID) stopped"
+sleep 2
+check "daemon B breaks the paused A's lease" \
+	start_daemon --target "$IQN" --state-dir "$T_DIR/state5" --lun "0=$BASE&break_lease=1"
+B_PID=$DAEMON_PID B_LOG=$DAEMON_LOG B_URL=$(lun_url $IQN 0)
+check "B writes the same blocks and flushes" qio "$B_URL" "write -P 0x7d 6M 64k" "flush"
+kill -CONT "$A_PID"
+log "daemon A (PID $A_PID) continued"
+A_LOG_FENCED() { grep -q "the volume lease was taken over (now holder" "$A_LOG"; }
+for ((i = 0; i < 50; i++)); do A_LOG_FENCED && break; sleep 0.1; done
+check "A finds its lease taken over" A_LOG_FENCED
+sleep 2 # A's overdue upload had time to go, were it not held for the lease
+check "A's held-back write did not land over B's" qio "$B_URL" "read -P 0x7d 6M 64k"
+check "B stops cleanly" stop_daemon
+DAEMON_PID=$A_PID DAEMON_LOG=$A_LOG
+a_stop_fenced() { stop_daemon && return 1; [ "$STOP_RC" -eq 1 ]; }
+check "A's shutdown flush fails (its write is not stored), exit 1" a_stop_fenced
 finish

@@ -201,9 +201,11 @@ static void lease_lost(struct chunk_lease *l)
 
 /*
  * Write "held" with compare-and-swap against l->etag (open: synchronous).
+ * breaking: the holder break_lease=1 takes the lease from (NULL: none); its
+ * own renewals meanwhile do not stop the takeover, another daemon's write does.
  * Returns 0, -EBUSY (another writer got there first; message in err) or -errno.
  */
-static int cas_put_sync(struct chunk_lease *l, char *err, size_t errlen)
+static int cas_put_sync(struct chunk_lease *l, const char *breaking, char *err, size_t errlen)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {
 		int n = lease_body(l, "held"), ret;
@@ -243,6 +245,11 @@ static int cas_put_sync(struct chunk_lease *l, char *err, size_t errlen)
 			char state[16], other[CHUNK_LEASE_HOLDER_MAX + 1];
 
 			cur_holder(l, state, other);
+			if (breaking && strcmp(state, "held") == 0 && strcmp(other, breaking) == 0) {
+				/* The holder we break renewed meanwhile: against its new tag. */
+				snprintf(l->etag, sizeof(l->etag), "%s", l->req.etag);
+				continue;
+			}
 			snprintf(err, errlen,
 				 "the volume lease changed while this daemon took it (now holder "
 				 "%s, state %s): another daemon opened the volume at the same time",
@@ -398,6 +405,7 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const struct chunk_
 	const char *holder = o->holder;
 	struct chunk_lease *l = calloc(1, sizeof(*l));
 	char state[16], other[CHUNK_LEASE_HOLDER_MAX + 1];
+	bool breaking = false;
 	long long when = 0;
 	int n, ret;
 
@@ -474,6 +482,7 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const struct chunk_
 				 "%s: breaking the lease of holder %s (renewed %lld s ago) "
 				 "as asked by break_lease=1",
 				 what, other, (long long)time(NULL) - when);
+			breaking = true;
 		} else if (state[0] && strcmp(other, l->holder) == 0) {
 			LOG_INFO("chunk", "%s: taking back our own lease (holder %s)", what, other);
 			l->resumed = true;
@@ -486,7 +495,7 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const struct chunk_
 		goto err;
 	}
 	l->confirmed_ms = reactor_now_ms();
-	ret = cas_put_sync(l, err, errlen);
+	ret = cas_put_sync(l, breaking ? other : NULL, err, errlen);
 	if (ret) {
 		goto err;
 	}

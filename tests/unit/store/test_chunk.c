@@ -26,6 +26,7 @@ struct fake_obj {
 	uint8_t *data;
 	size_t len;
 	char meta[OBJ_META_MAX];
+	unsigned gen; /* the entity tag is "g<gen>" */
 };
 
 struct fake_os {
@@ -45,6 +46,10 @@ struct fake_os {
 	unsigned max_batch; /* most keys in one DELETE_MULTI */
 	bool inorder;	    /* complete FIFO instead of random */
 	bool violated;	    /* two mutating requests on one key in flight */
+	unsigned gen;	    /* last entity tag generation handed out */
+	/* inject: just before the next If-Match PUT of race_key, another writer puts race_body */
+	const char *race_key;
+	const char *race_body;
 };
 
 static struct fake_obj *fake_find(struct fake_os *f, const char *key)
@@ -67,10 +72,42 @@ static unsigned fake_count(struct fake_os *f)
 	return n;
 }
 
+static void fake_apply(struct fake_os *f, struct obj_req *req);
+
+/* As S3 compares If-Match: quoted or not. */
+static bool fake_tag_matches(const struct fake_obj *o, const char *if_match)
+{
+	char tag[32];
+	size_t n = strlen(if_match);
+
+	snprintf(tag, sizeof(tag), "g%u", o->gen);
+	if (n >= 2 && if_match[0] == '"' && if_match[n - 1] == '"') {
+		return n - 2 == strlen(tag) && strncmp(if_match + 1, tag, n - 2) == 0;
+	}
+	return strcmp(if_match, tag) == 0;
+}
+
+static void fake_race(struct fake_os *f, const struct obj_req *req)
+{
+	struct obj_req other = {.op = OBJ_PUT};
+
+	if (!f->race_key || req->op != OBJ_PUT || !req->if_match[0] ||
+	    strcmp(req->key, f->race_key) != 0) {
+		return;
+	}
+	f->race_key = NULL;
+	snprintf(other.key, sizeof(other.key), "%s", req->key);
+	other.buf = (void *)(uintptr_t)f->race_body;
+	other.len = strlen(f->race_body);
+	fake_apply(f, &other);
+}
+
 static void fake_apply(struct fake_os *f, struct obj_req *req)
 {
-	struct fake_obj *o = fake_find(f, req->key);
+	struct fake_obj *o;
 
+	fake_race(f, req);
+	o = fake_find(f, req->key);
 	req->status = 0;
 	switch (req->op) {
 	case OBJ_GET: {
@@ -92,11 +129,16 @@ static void fake_apply(struct fake_os *f, struct obj_req *req)
 		memcpy(req->buf, o->data + req->range_off, n);
 		req->got = n;
 		memcpy(req->meta, o->meta, sizeof(req->meta));
+		snprintf(req->etag, sizeof(req->etag), "g%u", o->gen);
 		return;
 	}
 	case OBJ_PUT:
 		if (o && req->if_none_match) {
 			req->status = -EEXIST;
+			return;
+		}
+		if (req->if_match[0] && (!o || !fake_tag_matches(o, req->if_match))) {
+			req->status = -ESTALE;
 			return;
 		}
 		if (!o) {
@@ -115,6 +157,8 @@ static void fake_apply(struct fake_os *f, struct obj_req *req)
 		memcpy(o->data, req->buf, req->len);
 		o->len = req->len;
 		memcpy(o->meta, req->meta, sizeof(o->meta));
+		o->gen = ++f->gen;
+		snprintf(req->etag, sizeof(req->etag), "g%u", o->gen);
 		return;
 	case OBJ_DELETE:
 		if (o) {
@@ -735,6 +779,42 @@ static void test_lease_gate(void **state)
 	env_teardown(&e);
 }
 
+/*
+ * break_lease=1 against a holder that is still alive and renews between the
+ * breaker's read of the lease and its compare-and-swap: the breaker tries
+ * again against the new tag (that holder is the one it was asked to break);
+ * a third daemon's write in that window still wins over the breaker.
+ */
+static void test_lease_break_race(void **state)
+{
+	struct env e;
+	struct chunk_lease *a = NULL, *b = NULL, *d = NULL;
+	struct chunk_lease_opts oa = {.holder = "daemon-a", .renew_ms = CHUNK_LEASE_RENEW_MS};
+	struct chunk_lease_opts ob = {
+	    .holder = "daemon-b", .break_lease = true, .renew_ms = CHUNK_LEASE_RENEW_MS};
+	char err[256];
+	struct fake_obj *o;
+
+	env_setup(&e);
+	assert_int_equal(chunk_lease_take(&e.f->os, NULL, &oa, "a", &a, err, sizeof(err)), 0);
+	e.f->race_key = CHUNK_LEASE_KEY;
+	e.f->race_body = "s3tgt-lease 1 held daemon-a 2000000000\n";
+	assert_int_equal(chunk_lease_take(&e.f->os, NULL, &ob, "b", &b, err, sizeof(err)), 0);
+	assert_null(e.f->race_key); /* the race did happen */
+	o = fake_find(e.f, CHUNK_LEASE_KEY);
+	assert_non_null(o);
+	assert_memory_equal(o->data, "s3tgt-lease 1 held daemon-b ", 28);
+	e.f->race_key = CHUNK_LEASE_KEY;
+	e.f->race_body = "s3tgt-lease 1 held daemon-c 2000000000\n";
+	ob.holder = "daemon-d";
+	assert_int_equal(chunk_lease_take(&e.f->os, NULL, &ob, "d", &d, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "daemon-c"));
+	chunk_lease_release(a); /* lost to b long ago: a's release must fail its CAS */
+	chunk_lease_release(b);
+	fake_free(e.f);
+	reactor_destroy(e.r);
+}
+
 /* Many overlapping partial writes to one chunk, completed out of order: no update lost. */
 static void test_overlapping_rmw(void **state)
 {
@@ -1021,12 +1101,19 @@ static void test_batch_and_merge(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_keys_and_meta),	  cmocka_unit_test(test_manifest),
-	    cmocka_unit_test(test_zero_chunks_and_holes), cmocka_unit_test(test_inflight_bound),
-	    cmocka_unit_test(test_checksum_and_errors),	  cmocka_unit_test(test_lease_gate),
-	    cmocka_unit_test(test_overlapping_rmw),	  cmocka_unit_test(test_coalesce),
-	    cmocka_unit_test(test_unmap_batched),	  cmocka_unit_test(test_batch_limits),
-	    cmocka_unit_test(test_batch_errors),	  cmocka_unit_test(test_batch_and_merge),
+	    cmocka_unit_test(test_keys_and_meta),
+	    cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_zero_chunks_and_holes),
+	    cmocka_unit_test(test_inflight_bound),
+	    cmocka_unit_test(test_checksum_and_errors),
+	    cmocka_unit_test(test_lease_gate),
+	    cmocka_unit_test(test_lease_break_race),
+	    cmocka_unit_test(test_overlapping_rmw),
+	    cmocka_unit_test(test_coalesce),
+	    cmocka_unit_test(test_unmap_batched),
+	    cmocka_unit_test(test_batch_limits),
+	    cmocka_unit_test(test_batch_errors),
+	    cmocka_unit_test(test_batch_and_merge),
 	    cmocka_unit_test(test_random_linearizable),
 	};
 
