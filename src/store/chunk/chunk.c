@@ -149,6 +149,7 @@ struct chunk_store {
 	unsigned running_peak;	   /* for tests and stats */
 	struct chunk_lease *lease; /* one writer per volume (lease.c) */
 	int gate_err;		   /* lease_notify: the renewal that writes waited for failed */
+	bool gate_open;		   /* lease_notify: ... or succeeded */
 	/* quiesce: completions kept here and run by chunk_store_quiesce itself */
 	bool quiescing;
 	struct store_io *done_head, *done_tail;
@@ -936,7 +937,7 @@ static void ready_pop(struct chunk_store *cs)
  */
 static int lease_gate(struct chunk_store *cs)
 {
-	if (!cs->lease || chunk_lease_confirmed(cs->lease)) {
+	if (!cs->lease || cs->gate_open || chunk_lease_confirmed(cs->lease)) {
 		return 0;
 	}
 	if (chunk_lease_lost(cs->lease)) {
@@ -954,8 +955,14 @@ static void lease_notify(void *arg, int status)
 {
 	struct chunk_store *cs = arg;
 
+	/*
+	 * A renewal slower than the window (S3 slower than lease_renew_ms)
+	 * still proved the lease ours when it was sent: what waited for it goes.
+	 */
+	cs->gate_open = status == 0;
 	cs->gate_err = status == 0 || status == -EROFS ? 0 : io_status(status);
 	dispatch(cs);
+	cs->gate_open = false;
 	cs->gate_err = 0;
 }
 

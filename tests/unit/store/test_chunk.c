@@ -50,6 +50,8 @@ struct fake_os {
 	/* inject: just before the next If-Match PUT of race_key, another writer puts race_body */
 	const char *race_key;
 	const char *race_body;
+	const char *slow_key; /* inject: requests for this key answer after slow_ms */
+	unsigned slow_ms;
 };
 
 static struct fake_obj *fake_find(struct fake_os *f, const char *key)
@@ -196,6 +198,9 @@ static void fake_pump(void *arg)
 	req = f->pending[i];
 	memmove(&f->pending[i], &f->pending[i + 1], (f->npending - i - 1) * sizeof(req));
 	f->npending--;
+	if (f->slow_key && strcmp(req->key, f->slow_key) == 0) {
+		usleep(f->slow_ms * 1000); /* the reactor's clock moves on meanwhile */
+	}
 	if (f->fail_count && (int)req->op == f->fail_op &&
 	    (!f->fail_only || strcmp(req->key, f->fail_only) == 0)) {
 		f->fail_count--;
@@ -815,6 +820,40 @@ static void test_lease_break_race(void **state)
 	reactor_destroy(e.r);
 }
 
+static void stop_cb(void *arg)
+{
+	reactor_stop(arg);
+}
+
+/*
+ * Renewals slower than the lease window (S3 slower than lease_renew_ms):
+ * each one still proves the lease ours as of when it was sent, so the
+ * writes that waited for it go, instead of asking for renewal after renewal.
+ */
+static void test_lease_slow_renewal(void **state)
+{
+	enum { CZ = 64 << 10, SIZE = CZ * 4 };
+	struct env e;
+	struct store_io io;
+	char err[256];
+	uint8_t *buf = malloc(CZ);
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K,4,100", SIZE, err, sizeof(err)), 0);
+	e.f->slow_key = CHUNK_LEASE_KEY;
+	e.f->slow_ms = 250;
+	usleep(200 * 1000);
+	fill(buf, CZ, 22);
+	submit(&e, &io, STORE_OP_WRITE, 0, CZ, buf);
+	assert_non_null(reactor_timer_add(e.r, 3000, false, stop_cb, e.r));
+	assert_int_equal(reactor_run(e.r), 0);
+	assert_int_equal(io.status, 0);
+	assert_non_null(fake_find(e.f, "chunks/0000000000000000"));
+	e.f->slow_key = NULL;
+	free(buf);
+	env_teardown(&e);
+}
+
 /* Many overlapping partial writes to one chunk, completed out of order: no update lost. */
 static void test_overlapping_rmw(void **state)
 {
@@ -1101,19 +1140,13 @@ static void test_batch_and_merge(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_keys_and_meta),
-	    cmocka_unit_test(test_manifest),
-	    cmocka_unit_test(test_zero_chunks_and_holes),
-	    cmocka_unit_test(test_inflight_bound),
-	    cmocka_unit_test(test_checksum_and_errors),
-	    cmocka_unit_test(test_lease_gate),
-	    cmocka_unit_test(test_lease_break_race),
-	    cmocka_unit_test(test_overlapping_rmw),
-	    cmocka_unit_test(test_coalesce),
-	    cmocka_unit_test(test_unmap_batched),
-	    cmocka_unit_test(test_batch_limits),
-	    cmocka_unit_test(test_batch_errors),
-	    cmocka_unit_test(test_batch_and_merge),
+	    cmocka_unit_test(test_keys_and_meta),	  cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_zero_chunks_and_holes), cmocka_unit_test(test_inflight_bound),
+	    cmocka_unit_test(test_checksum_and_errors),	  cmocka_unit_test(test_lease_gate),
+	    cmocka_unit_test(test_lease_break_race),	  cmocka_unit_test(test_lease_slow_renewal),
+	    cmocka_unit_test(test_overlapping_rmw),	  cmocka_unit_test(test_coalesce),
+	    cmocka_unit_test(test_unmap_batched),	  cmocka_unit_test(test_batch_limits),
+	    cmocka_unit_test(test_batch_errors),	  cmocka_unit_test(test_batch_and_merge),
 	    cmocka_unit_test(test_random_linearizable),
 	};
 
