@@ -89,6 +89,7 @@ static unsigned errno_status(int rc)
 	case -EEXIST:
 	case -EBUSY:
 	case -ESTALE: /* the volume moved on without this LUN's cache_dir */
+	case -EROFS:  /* fenced: another daemon took the volume */
 		return 409;
 	case -EINVAL:
 	case -ERANGE:

@@ -99,6 +99,13 @@ fenced() { grep -q "the volume lease was taken over (now holder" "$A_LOG"; }
 for ((i = 0; i < 50; i++)); do fenced && break; sleep 0.1; done
 check "A's next renewal finds the lease taken over" fenced
 check "A's LUN reads as fenced (API, CLI, metric)" lun_fenced true
+resize_refused() {
+	local code
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$SOCK" \
+		-X PUT -d '{"size":"32M"}' "http://localhost/v1/targets/$IQN/luns/0")
+	[ "$code" = 409 ]
+}
+check "A refuses to grow the volume it lost (409)" resize_refused
 write_refused() { # URL: a WRITE fails with DATA PROTECT (qemu: EACCES)
 	local out
 	out=$(timeout 60 qemu-io -f raw -c "write -P 0x33 0 64k" "$1" 2>&1) && return 1

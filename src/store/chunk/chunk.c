@@ -1500,6 +1500,9 @@ int chunk_store_resize(struct store *st, uint64_t new_size)
 	if (new_size == st->size) {
 		return 0;
 	}
+	if (chunk_store_fenced(st)) {
+		return -EROFS; /* the manifest is the new holder's now */
+	}
 	ret = map_grow(cs, (new_size + cs->chunk_size - 1) / cs->chunk_size);
 	if (ret) {
 		return ret;

@@ -551,6 +551,9 @@ static void test_lease_fence(void **state)
 	assert_int_equal(do_io(e, st, STORE_OP_FLUSH, 0, 0, NULL), 0);
 	assert_int_equal(do_io(e, st, STORE_OP_READ, 0, sizeof(rbuf), rbuf), 0);
 	assert_memory_equal(rbuf, wbuf, sizeof(rbuf));
+	/* The manifest is the new holder's too. */
+	assert_int_equal(st->ops->resize(st, 2 << 20), -EROFS);
+	assert_int_equal(st->size, 1 << 20);
 	store_close(st);
 	read_lease(e, body, sizeof(body));
 	assert_non_null(strstr(body, " held daemon-b "));
