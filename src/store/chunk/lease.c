@@ -386,11 +386,18 @@ void chunk_lease_renew(struct chunk_lease *l)
 	}
 }
 
+uint64_t chunk_lease_valid_until(const struct chunk_lease *l)
+{
+	if (l->lost) {
+		return 0;
+	}
+	/* Without a reactor nothing renews it: only the open confirmed it. */
+	return l->r ? l->confirmed_ms + l->renew_ms + l->renew_ms / 2 : UINT64_MAX;
+}
+
 bool chunk_lease_confirmed(const struct chunk_lease *l)
 {
-	/* Without a reactor nothing renews it: only the open confirmed it. */
-	return !l->lost &&
-	       (!l->r || reactor_now_ms() - l->confirmed_ms < l->renew_ms + l->renew_ms / 2);
+	return reactor_now_ms() < chunk_lease_valid_until(l);
 }
 
 void chunk_lease_set_notify(struct chunk_lease *l, void (*fn)(void *arg, int status), void *arg)

@@ -11,6 +11,7 @@
 #ifndef S3TGT_OBJSTORE_H
 #define S3TGT_OBJSTORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +56,14 @@ struct obj_req {
 	/* Set by a successful GET or PUT: the object's entity tag, unquoted ("" if unknown). */
 	char etag[OBJ_ETAG_MAX];
 	unsigned deadline_ms; /* retry transient failures this long at most; 0: back end's default */
+	/*
+	 * Optional, for a change made under a lease: retry it only while the
+	 * monotonic clock (reactor_now_ms) is before *valid_until; after that a
+	 * transient failure ends with -ETIMEDOUT, so a write sent before its
+	 * owner lost the volume cannot land long after. Read on the back end's
+	 * threads, hence atomic. NULL: retried until the deadline.
+	 */
+	const _Atomic uint64_t *valid_until;
 	/*
 	 * DELETE_MULTI (`key` unused): keys and key_status are borrowed arrays of
 	 * nkeys (1..OBJ_DELETE_MULTI_MAX) entries. When status is 0, key_status[i]

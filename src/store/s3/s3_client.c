@@ -25,7 +25,10 @@
  * Retries (SlowDown, 500/502/503/504, RequestTimeout, curl timeouts and
  * connection failures) back off exponentially with full jitter (AWS
  * architecture blog "Exponential Backoff and Jitter"): sleep = rand(0,
- * min(cap, base * 2^attempt)), until the request's deadline. While the
+ * min(cap, base * 2^attempt)), until the request's deadline, and for a
+ * change made under a lease only while obj_req.valid_until is ahead (then
+ * -ETIMEDOUT: a write must not land long after its daemon lost the volume,
+ * and the chunk store sends it again once the lease is confirmed). While the
  * client is quiescing nothing is retried: an op waiting for its turn or its
  * retry completes at once with -ECANCELED, an attempt on the wire may finish
  * for S3_QUIESCE_GRACE_MS and is then aborted (-ECANCELED). The grace keeps
@@ -230,6 +233,12 @@ static void op_put(struct s3_client *cl, struct s3_op *op)
 	op->next = cl->free_ops;
 	cl->free_ops = op;
 	pthread_mutex_unlock(&cl->lock);
+}
+
+/* obj_req.valid_until: may this change still be retried at now? */
+static bool may_retry(const struct s3_op *op, uint64_t now)
+{
+	return !op->req || !op->req->valid_until || now < atomic_load(op->req->valid_until);
 }
 
 static int enqueue(struct s3_client *cl, struct s3_op *op)
@@ -877,6 +886,10 @@ static void finish_attempt(struct s3_client *cl, struct s3_op *op, CURLcode cc)
 		return;
 	}
 	now = now_ms();
+	if (!may_retry(op, now)) {
+		complete(cl, op, -ETIMEDOUT);
+		return;
+	}
 	cap = (uint64_t)S3_BACKOFF_BASE_MS << (op->attempt < 16 ? op->attempt : 16);
 	if (cap > S3_BACKOFF_CAP_MS) {
 		cap = S3_BACKOFF_CAP_MS;
@@ -940,6 +953,10 @@ static void collect_due(struct s3_client *cl, uint64_t now, uint64_t *next_due)
 
 		if (op->due_ms <= now) {
 			*pp = op->next;
+			if (!may_retry(op, now)) {
+				complete(cl, op, -ETIMEDOUT);
+				continue;
+			}
 			list_append(&cl->pending_head, &cl->pending_tail, op);
 		} else {
 			if (op->due_ms < *next_due) {

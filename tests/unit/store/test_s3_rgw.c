@@ -544,6 +544,27 @@ static void test_retry_rgw_restart(void **state)
 	assert_true(st.requests[S3_REQ_PUT][S3_ST_NET] >= 2);
 	os->ops->destroy(os);
 
+	/*
+	 * A change made under a lease is retried only while the lease is
+	 * confirmed (obj_req.valid_until): here 300 ms, against a 30 s deadline.
+	 */
+	{
+		_Atomic uint64_t until = reactor_now_ms() + 300;
+
+		os = open_store(r, g_bucket, g_secret, "vol-retry", 0, 30000);
+		c.left = 1;
+		c.failed = 0;
+		q.valid_until = &until;
+		t0 = reactor_now_ms();
+		assert_int_equal(os->ops->submit(os, &q), 0);
+		assert_int_equal(reactor_run(r), 0);
+		assert_int_equal(c.failed, 1);
+		assert_int_equal(c.last_status, -ETIMEDOUT);
+		assert_true(reactor_now_ms() - t0 < 5000);
+		q.valid_until = NULL;
+		os->ops->destroy(os);
+	}
+
 	/* RGW comes back within the deadline: the same request succeeds. */
 	os = open_store(r, g_bucket, g_secret, "vol-retry", 0, 30000);
 	c.left = 1;
