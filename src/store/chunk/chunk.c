@@ -950,6 +950,9 @@ static int lease_gate(struct chunk_store *cs)
 	if (cs->gate_err) {
 		return cs->gate_err;
 	}
+	if (cs->quiescing) {
+		return -EIO; /* nothing may wait now, and no timer renews meanwhile */
+	}
 	chunk_lease_renew(cs->lease);
 	return -EINPROGRESS;
 }
@@ -1536,6 +1539,7 @@ void chunk_store_quiesce(struct store *st)
 	struct chunk_store *cs = st->priv;
 
 	cs->quiescing = true;
+	dispatch(cs); /* ends what waits for the lease */
 	for (;;) {
 		unsigned running = cs->running;
 		bool ran = cs->done_head != NULL;

@@ -52,6 +52,7 @@ struct fake_os {
 	const char *race_body;
 	const char *slow_key; /* inject: requests for this key answer after slow_ms */
 	unsigned slow_ms;
+	const char *refuse_key; /* inject: submitting a request for this key fails */
 };
 
 static struct fake_obj *fake_find(struct fake_os *f, const char *key)
@@ -241,6 +242,9 @@ static int fake_submit(struct objstore *os, struct obj_req *req)
 {
 	struct fake_os *f = os->priv;
 
+	if (f->refuse_key && req->op != OBJ_DELETE_MULTI && strcmp(req->key, f->refuse_key) == 0) {
+		return -ENOMEM;
+	}
 	assert_true(f->npending < FAKE_MAX_PENDING);
 	if (req->op == OBJ_DELETE_MULTI) {
 		/* chunk.c sends a lone DELETE as a plain one. */
@@ -854,6 +858,35 @@ static void test_lease_slow_renewal(void **state)
 	env_teardown(&e);
 }
 
+/*
+ * A write waiting for the lease when the store is quiesced (the cache's
+ * close) ends there with an error, even with no renewal in flight that
+ * could end it (here: the renewal could not be submitted), instead of
+ * staying queued past the close.
+ */
+static void test_lease_gate_quiesce(void **state)
+{
+	enum { CZ = 64 << 10, SIZE = CZ * 4 };
+	struct env e;
+	struct store_io io;
+	char err[256];
+	uint8_t *buf = malloc(CZ);
+
+	env_setup(&e);
+	assert_int_equal(env_open(&e, "64K,4,100", SIZE, err, sizeof(err)), 0);
+	usleep(200 * 1000);
+	e.f->refuse_key = CHUNK_LEASE_KEY;
+	fill(buf, CZ, 23);
+	submit(&e, &io, STORE_OP_WRITE, 0, CZ, buf);
+	chunk_store_quiesce(&e.st);
+	assert_int_equal(io.status, -EIO);
+	assert_int_equal(e.outstanding, 0);
+	assert_null(fake_find(e.f, "chunks/0000000000000000"));
+	e.f->refuse_key = NULL;
+	free(buf);
+	env_teardown(&e);
+}
+
 /* Many overlapping partial writes to one chunk, completed out of order: no update lost. */
 static void test_overlapping_rmw(void **state)
 {
@@ -1140,13 +1173,21 @@ static void test_batch_and_merge(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_keys_and_meta),	  cmocka_unit_test(test_manifest),
-	    cmocka_unit_test(test_zero_chunks_and_holes), cmocka_unit_test(test_inflight_bound),
-	    cmocka_unit_test(test_checksum_and_errors),	  cmocka_unit_test(test_lease_gate),
-	    cmocka_unit_test(test_lease_break_race),	  cmocka_unit_test(test_lease_slow_renewal),
-	    cmocka_unit_test(test_overlapping_rmw),	  cmocka_unit_test(test_coalesce),
-	    cmocka_unit_test(test_unmap_batched),	  cmocka_unit_test(test_batch_limits),
-	    cmocka_unit_test(test_batch_errors),	  cmocka_unit_test(test_batch_and_merge),
+	    cmocka_unit_test(test_keys_and_meta),
+	    cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_zero_chunks_and_holes),
+	    cmocka_unit_test(test_inflight_bound),
+	    cmocka_unit_test(test_checksum_and_errors),
+	    cmocka_unit_test(test_lease_gate),
+	    cmocka_unit_test(test_lease_break_race),
+	    cmocka_unit_test(test_lease_slow_renewal),
+	    cmocka_unit_test(test_lease_gate_quiesce),
+	    cmocka_unit_test(test_overlapping_rmw),
+	    cmocka_unit_test(test_coalesce),
+	    cmocka_unit_test(test_unmap_batched),
+	    cmocka_unit_test(test_batch_limits),
+	    cmocka_unit_test(test_batch_errors),
+	    cmocka_unit_test(test_batch_and_merge),
 	    cmocka_unit_test(test_random_linearizable),
 	};
 
