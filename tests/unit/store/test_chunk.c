@@ -829,6 +829,26 @@ static void stop_cb(void *arg)
 	reactor_stop(arg);
 }
 
+#define LAPSED_CZ (64u << 10)
+
+/*
+ * A store of 4 chunks whose lease is renewed every 100 ms, left without a
+ * running reactor for 200 ms: the lease is no longer confirmed. Returns a
+ * chunk of pattern seed.
+ */
+static uint8_t *open_lapsed(struct env *e, unsigned seed)
+{
+	char err[256];
+	uint8_t *buf = malloc(LAPSED_CZ);
+
+	assert_non_null(buf);
+	env_setup(e);
+	assert_int_equal(env_open(e, "64K,4,100", 4 * LAPSED_CZ, err, sizeof(err)), 0);
+	fill(buf, LAPSED_CZ, seed);
+	usleep(200 * 1000);
+	return buf;
+}
+
 /*
  * Renewals slower than the lease window (S3 slower than lease_renew_ms):
  * each one still proves the lease ours as of when it was sent, so the
@@ -836,19 +856,13 @@ static void stop_cb(void *arg)
  */
 static void test_lease_slow_renewal(void **state)
 {
-	enum { CZ = 64 << 10, SIZE = CZ * 4 };
 	struct env e;
 	struct store_io io;
-	char err[256];
-	uint8_t *buf = malloc(CZ);
+	uint8_t *buf = open_lapsed(&e, 22);
 
-	env_setup(&e);
-	assert_int_equal(env_open(&e, "64K,4,100", SIZE, err, sizeof(err)), 0);
 	e.f->slow_key = CHUNK_LEASE_KEY;
 	e.f->slow_ms = 250;
-	usleep(200 * 1000);
-	fill(buf, CZ, 22);
-	submit(&e, &io, STORE_OP_WRITE, 0, CZ, buf);
+	submit(&e, &io, STORE_OP_WRITE, 0, LAPSED_CZ, buf);
 	assert_non_null(reactor_timer_add(e.r, 3000, false, stop_cb, e.r));
 	assert_int_equal(reactor_run(e.r), 0);
 	assert_int_equal(io.status, 0);
@@ -866,18 +880,12 @@ static void test_lease_slow_renewal(void **state)
  */
 static void test_lease_gate_quiesce(void **state)
 {
-	enum { CZ = 64 << 10, SIZE = CZ * 4 };
 	struct env e;
 	struct store_io io;
-	char err[256];
-	uint8_t *buf = malloc(CZ);
+	uint8_t *buf = open_lapsed(&e, 23);
 
-	env_setup(&e);
-	assert_int_equal(env_open(&e, "64K,4,100", SIZE, err, sizeof(err)), 0);
-	usleep(200 * 1000);
 	e.f->refuse_key = CHUNK_LEASE_KEY;
-	fill(buf, CZ, 23);
-	submit(&e, &io, STORE_OP_WRITE, 0, CZ, buf);
+	submit(&e, &io, STORE_OP_WRITE, 0, LAPSED_CZ, buf);
 	chunk_store_quiesce(&e.st);
 	assert_int_equal(io.status, -EIO);
 	assert_int_equal(e.outstanding, 0);
