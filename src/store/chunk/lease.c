@@ -20,6 +20,13 @@
  * its next renewal instead of overwriting the new holder: the lease is then
  * LOST, and the store refuses writes (chunk_lease_lost).
  *
+ * The lease is "confirmed" while the last write that proved it ours (the
+ * take, a renewal) was sent less than 1.5 renewal periods ago. The chunk
+ * store sends and retries its own writes only then (chunk_lease_confirmed,
+ * obj_req.valid_until): a daemon that was paused or cut off longer renews
+ * first, so what it held back never lands over a new holder's data. Each
+ * renewal's end is reported to the owner (chunk_lease_set_notify).
+ *
  * A 412 is ambiguous, so the lease is read back: our own body means an
  * earlier attempt of this PUT landed (adopt its ETag); an unchanged ETag
  * means the endpoint did not accept the tag as sent (RGW 16 compares it
