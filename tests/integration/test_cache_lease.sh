@@ -145,13 +145,13 @@ check "A reads the volume as B left it" qio "$(lun_url $IQN 0)" "read -P 0x5a 0 
 	"read -P 0 2M 64k" "read -P 0x77 4M 1M"
 check "A stops cleanly" stop_daemon
 
-# 5. a paused daemon: A holds an unflushed write (uploaded by age, 1.5 s) and is
+# 5. a paused daemon: A holds an unflushed write (uploaded by age, after 2.5 s) and is
 #    stopped (SIGSTOP, as a frozen VM); meanwhile B breaks the lease and writes
 #    the same blocks. When A runs again its upload is due at once, but a chunk
 #    write waits for a confirmed lease: the renewal finds the lease taken, and
 #    A's old data never lands over B's.
-D="0=$BASE&cache_size=8M&cache_dir=$T_DIR/cacheD&lease_renew_ms=500&writeback_age=1500"
-check "A serves the volume (renewal every 500 ms, writeback after 1.5 s)" serve "$D"
+D="0=$BASE&cache_size=8M&cache_dir=$T_DIR/cacheD&lease_renew_ms=500&writeback_age=2500"
+check "A serves the volume (renewal every 500 ms, writeback after 2.5 s)" serve "$D"
 check "A writes 64 KiB, not flushed" unflushed "$(lun_url $IQN 0)" "write -P 0x6c 6M 64k"
 A_PID=$DAEMON_PID A_LOG=$DAEMON_LOG
 kill -STOP "$A_PID"
