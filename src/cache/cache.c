@@ -253,11 +253,6 @@ static void cio_put(struct cio *w, int status);
 static void internal_done(struct cache *c);
 static void waitq_pop(struct cache *c);
 
-static bool lower_fenced(const struct cache *c)
-{
-	return store_fenced(c->lower);
-}
-
 /* ---- bitmaps ---- */
 
 static uint32_t bm_set(uint64_t *bm, uint32_t first, uint32_t n)
@@ -999,7 +994,7 @@ static void after_event(struct cache *c)
 	if (c->closing) {
 		return;
 	}
-	if (lower_fenced(c)) {
+	if (store_fenced(c->lower)) {
 		fence_fail(c);
 		return;
 	}
@@ -1146,7 +1141,7 @@ static void schedule(struct cache *c)
 	bool pressure = c->waitq_head != NULL || c->ndirty_slots * 2 >= c->nslots;
 	struct centry *e, *next;
 
-	if (c->closing || lower_fenced(c)) {
+	if (c->closing || store_fenced(c->lower)) {
 		return; /* fenced: fence_fail() */
 	}
 	for (struct cio *w = c->syncs; w; w = w->next) {
@@ -1760,7 +1755,9 @@ static void read_start(struct cache *c, struct cio *w)
  */
 static bool cache_fenced(struct store *st)
 {
-	return lower_fenced(st->priv);
+	struct cache *c = st->priv;
+
+	return store_fenced(c->lower);
 }
 
 static int cache_submit(struct store *st, struct store_io *io)
@@ -2571,8 +2568,10 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 			 c->lower->uri, c->p.cache_dir);
 	}
 	rc = journal_recover(c, path, snapshot && resumed, err, errlen);
-	if (!rc && c->stats.recovered &&
-	    (c->jdiverged || (c->lower->ops->resumed && !resumed))) {
+	if (rc) {
+		goto out;
+	}
+	if (c->stats.recovered && (c->jdiverged || (c->lower->ops->resumed && !resumed))) {
 		rc = journal_diverged(c, h, path, err, errlen);
 		goto out;
 	}
@@ -2584,7 +2583,7 @@ static int journal_open(struct cache *c, char *err, size_t errlen)
 		LOG_INFO(COMP, "%s: %" PRIu64 " clean chunks kept in %s at the last clean close "
 			 "are cached again", c->lower->uri, c->stats.reloaded, path);
 	}
-	if (!rc && snapshot) {
+	if (snapshot) {
 		/*
 		 * From the first write on, the snapshot no longer describes the
 		 * volume: a crash must not bring it back.

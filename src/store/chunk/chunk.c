@@ -149,7 +149,6 @@ struct chunk_store {
 	unsigned running_peak;	   /* for tests and stats */
 	struct chunk_lease *lease; /* one writer per volume (lease.c) */
 	int gate_err;		   /* lease_notify: the renewal that writes waited for failed */
-	_Atomic uint64_t write_until; /* chunk_lease_valid_until, for obj_req.valid_until */
 	bool gate_open;		   /* lease_notify: ... or succeeded */
 	/* quiesce: completions kept here and run by chunk_store_quiesce itself */
 	bool quiescing;
@@ -505,7 +504,9 @@ static int req_setup(struct chunk_op *op, enum op_step step)
 	r->status = 0;
 	r->meta[0] = '\0';
 	/* A change is retried only while the lease is confirmed (obj_req.valid_until). */
-	r->valid_until = step == STEP_PUT || step == STEP_DELETE ? &cs->write_until : NULL;
+	r->valid_until = (step == STEP_PUT || step == STEP_DELETE) && cs->lease
+			     ? chunk_lease_valid_until(cs->lease)
+			     : NULL;
 	r->cb = req_done;
 	r->cb_arg = op;
 	chunk_key(r->key, sizeof(r->key), op->idx);
@@ -910,7 +911,7 @@ static void batch_submit(struct chunk_store *cs)
 		return;
 	}
 	r->op = OBJ_DELETE_MULTI;
-	r->valid_until = &cs->write_until;
+	r->valid_until = cs->lease ? chunk_lease_valid_until(cs->lease) : NULL;
 	r->keys = b->keys;
 	r->key_status = b->key_status;
 	r->nkeys = b->n;
@@ -966,7 +967,6 @@ static void lease_notify(void *arg, int status)
 	 * A renewal slower than the window (S3 slower than lease_renew_ms)
 	 * still proved the lease ours when it was sent: what waited for it goes.
 	 */
-	atomic_store(&cs->write_until, chunk_lease_valid_until(cs->lease));
 	cs->gate_open = status == 0;
 	cs->gate_err = status == 0 || status == -EROFS ? 0 : io_status(status);
 	dispatch(cs);
@@ -1422,7 +1422,6 @@ int chunk_store_open(struct store *st, const struct store_params *p, const struc
 		goto err;
 	}
 	chunk_lease_set_notify(cs->lease, lease_notify, cs);
-	atomic_store(&cs->write_until, chunk_lease_valid_until(cs->lease));
 	cs->chunk_size = cs->man.chunk_size;
 	cs->seg_size = chunk_seg_size(cs->chunk_size);
 	ret = map_grow(cs, (cs->man.size + cs->chunk_size - 1) / cs->chunk_size);

@@ -39,6 +39,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,8 +68,13 @@ struct chunk_lease {
 	bool busy;
 	bool resumed;
 	unsigned renew_ms;
-	uint64_t sent_ms;      /* when the renewal under way (or last) was sent */
-	uint64_t confirmed_ms; /* when the last write that proved the lease ours was sent */
+	uint64_t sent_ms; /* when the renewal under way (or last) was sent */
+	/*
+	 * Confirmed ours until then (reactor_now_ms): 1.5 periods after the last
+	 * write that proved it was sent; 0 once lost. Atomic: the object store's
+	 * threads read it (obj_req.valid_until).
+	 */
+	_Atomic uint64_t valid_until;
 	void (*notify)(void *arg, int status);
 	void *notify_arg;
 	/* chunk_lease_release_async */
@@ -195,6 +201,7 @@ static void lease_lost(struct chunk_lease *l)
 
 	cur_holder(l, state, other);
 	l->lost = true;
+	atomic_store(&l->valid_until, 0);
 	if (l->timer) {
 		reactor_timer_cancel(l->r, l->timer);
 		l->timer = NULL;
@@ -252,7 +259,8 @@ static int cas_put_sync(struct chunk_lease *l, const char *breaking, char *err, 
 			char state[16], other[CHUNK_LEASE_HOLDER_MAX + 1];
 
 			cur_holder(l, state, other);
-			if (breaking && strcmp(state, "held") == 0 && strcmp(other, breaking) == 0) {
+			if (breaking && strcmp(state, "held") == 0 &&
+			    strcmp(other, breaking) == 0) {
 				/* The holder we break renewed meanwhile: against its new tag. */
 				snprintf(l->etag, sizeof(l->etag), "%s", l->req.etag);
 				continue;
@@ -302,12 +310,19 @@ static bool holder_ok(const char *h)
 	return true;
 }
 
+/* A write that proved the lease ours was sent at since. */
+static void lease_confirm(struct chunk_lease *l, uint64_t since)
+{
+	/* Without a reactor nothing renews it: the take confirms it for good. */
+	atomic_store(&l->valid_until, l->r ? since + l->renew_ms + l->renew_ms / 2 : UINT64_MAX);
+}
+
 /* A renewal ended: 0 = the lease is ours as of l->sent_ms, -EROFS = lost, else its error. */
 static void renew_end(struct chunk_lease *l, int status)
 {
 	l->busy = false;
 	if (status == 0) {
-		l->confirmed_ms = l->sent_ms;
+		lease_confirm(l, l->sent_ms);
 	}
 	if (l->notify) {
 		l->notify(l->notify_arg, status);
@@ -393,18 +408,14 @@ void chunk_lease_renew(struct chunk_lease *l)
 	}
 }
 
-uint64_t chunk_lease_valid_until(const struct chunk_lease *l)
+const _Atomic uint64_t *chunk_lease_valid_until(const struct chunk_lease *l)
 {
-	if (l->lost) {
-		return 0;
-	}
-	/* Without a reactor nothing renews it: only the open confirmed it. */
-	return l->r ? l->confirmed_ms + l->renew_ms + l->renew_ms / 2 : UINT64_MAX;
+	return &l->valid_until;
 }
 
 bool chunk_lease_confirmed(const struct chunk_lease *l)
 {
-	return reactor_now_ms() < chunk_lease_valid_until(l);
+	return reactor_now_ms() < atomic_load(&l->valid_until);
 }
 
 void chunk_lease_set_notify(struct chunk_lease *l, void (*fn)(void *arg, int status), void *arg)
@@ -508,7 +519,7 @@ int chunk_lease_take(struct objstore *os, struct reactor *r, const struct chunk_
 		snprintf(err, errlen, "cannot write the volume lease: %s", strerror(-ret));
 		goto err;
 	}
-	l->confirmed_ms = reactor_now_ms();
+	lease_confirm(l, reactor_now_ms());
 	ret = cas_put_sync(l, breaking ? other : NULL, err, errlen);
 	if (ret) {
 		goto err;

@@ -4,6 +4,7 @@
 #ifndef S3TGT_STORE_CHUNK_LEASE_H
 #define S3TGT_STORE_CHUNK_LEASE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,8 +68,11 @@ bool chunk_lease_lost(const struct chunk_lease *l);
  * that its held-back writes never land over a new holder's. False once lost.
  */
 bool chunk_lease_confirmed(const struct chunk_lease *l);
-/* Until when (reactor_now_ms) it is confirmed as of now: 0 once lost. */
-uint64_t chunk_lease_valid_until(const struct chunk_lease *l);
+/*
+ * Until when (reactor_now_ms) it is confirmed: 0 once lost. For
+ * obj_req.valid_until; valid as long as the lease.
+ */
+const _Atomic uint64_t *chunk_lease_valid_until(const struct chunk_lease *l);
 /*
  * fn(arg, status) runs on the reactor when a renewal ends: 0 (the lease is
  * confirmed ours), -EROFS (lost) or the error that ended it. NULL: none.

@@ -505,6 +505,41 @@ static void test_lease_cas(void **state)
 	osb->ops->destroy(osb);
 }
 
+/* daemon-a's store of the lease tests: 1M in 64K chunks, renewing every 100 ms. */
+static struct store *open_daemon_a(struct env *e)
+{
+	struct store *st = NULL;
+	char err[256];
+
+	assert_int_equal(
+	    open_uri(e, "?size=1M&chunk_size=64K&lease_holder=daemon-a&lease_renew_ms=100", &st,
+		     err, sizeof(err)),
+	    0);
+	return st;
+}
+
+/* daemon-b, on its own objstore, breaks the lease (break_lease=1). */
+static struct chunk_lease *break_as_b(struct env *e, struct objstore **osb)
+{
+	struct chunk_lease *b = NULL;
+	char err[256];
+
+	assert_int_equal(dir_objstore_create(e->root, e->r, 2, osb, err, sizeof(err)), 0);
+	assert_int_equal(take(*osb, e->r, "daemon-b", true, &b, err, sizeof(err)), 0);
+	return b;
+}
+
+/* After daemon-a closed: the lease is still daemon-b's, which then releases it. */
+static void b_still_holds(struct env *e, struct objstore *osb, struct chunk_lease *b)
+{
+	char body[256];
+
+	read_lease(e, body, sizeof(body));
+	assert_non_null(strstr(body, " held daemon-b "));
+	chunk_lease_release(b);
+	osb->ops->destroy(osb);
+}
+
 static void stop_reactor(void *arg)
 {
 	reactor_stop(arg);
@@ -519,23 +554,17 @@ static void stop_reactor(void *arg)
 static void test_lease_fence(void **state)
 {
 	struct env *e = *state;
-	struct store *st = NULL;
+	struct store *st = open_daemon_a(e);
 	struct objstore *osb = NULL;
-	struct chunk_lease *b = NULL;
+	struct chunk_lease *b;
 	struct store_io io = {0};
 	static const enum store_op changes[] = {STORE_OP_WRITE, STORE_OP_UNMAP,
 						STORE_OP_WRITE_ZEROES};
 	static uint8_t wbuf[64 << 10], rbuf[64 << 10];
-	char err[256], body[256];
 
-	assert_int_equal(
-	    open_uri(e, "?size=1M&chunk_size=64K&lease_holder=daemon-a&lease_renew_ms=100", &st,
-		     err, sizeof(err)),
-	    0);
 	fill(wbuf, sizeof(wbuf), 7);
 	assert_int_equal(do_io(e, st, STORE_OP_WRITE, 0, sizeof(wbuf), wbuf), 0);
-	assert_int_equal(dir_objstore_create(e->root, e->r, 2, &osb, err, sizeof(err)), 0);
-	assert_int_equal(take(osb, e->r, "daemon-b", true, &b, err, sizeof(err)), 0);
+	b = break_as_b(e, &osb);
 	/* Several renewal periods: the first one after the takeover finds it. */
 	assert_non_null(reactor_timer_add(e->r, 500, false, stop_reactor, e->r));
 	assert_int_equal(reactor_run(e->r), 0);
@@ -555,10 +584,7 @@ static void test_lease_fence(void **state)
 	assert_int_equal(st->ops->resize(st, 2 << 20), -EROFS);
 	assert_int_equal(st->size, 1 << 20);
 	store_close(st);
-	read_lease(e, body, sizeof(body));
-	assert_non_null(strstr(body, " held daemon-b "));
-	chunk_lease_release(b);
-	osb->ops->destroy(osb);
+	b_still_holds(e, osb, b);
 }
 
 /*
@@ -570,33 +596,24 @@ static void test_lease_fence(void **state)
 static void test_lease_pause(void **state)
 {
 	struct env *e = *state;
-	struct store *st = NULL;
+	struct store *st = open_daemon_a(e);
 	struct objstore *osb = NULL;
-	struct chunk_lease *b = NULL;
+	struct chunk_lease *b;
 	static uint8_t w[64 << 10], r[64 << 10];
-	char err[256], body[256];
 
-	assert_int_equal(
-	    open_uri(e, "?size=1M&chunk_size=64K&lease_holder=daemon-a&lease_renew_ms=100", &st,
-		     err, sizeof(err)),
-	    0);
 	/* The reactor does not run: no renewal, as in a stopped process. */
 	usleep(300 * 1000);
 	fill(w, sizeof(w), 31);
 	assert_int_equal(do_io(e, st, STORE_OP_WRITE, 0, sizeof(w), w), 0);
 	usleep(300 * 1000);
-	assert_int_equal(dir_objstore_create(e->root, e->r, 2, &osb, err, sizeof(err)), 0);
-	assert_int_equal(take(osb, e->r, "daemon-b", true, &b, err, sizeof(err)), 0);
+	b = break_as_b(e, &osb);
 	fill(w, sizeof(w), 32);
 	assert_int_equal(do_io(e, st, STORE_OP_WRITE, 0, sizeof(w), w), -EROFS);
 	assert_int_equal(do_io(e, st, STORE_OP_READ, 0, sizeof(r), r), 0);
 	fill(w, sizeof(w), 31);
 	assert_memory_equal(r, w, sizeof(r));
 	store_close(st);
-	read_lease(e, body, sizeof(body));
-	assert_non_null(strstr(body, " held daemon-b "));
-	chunk_lease_release(b);
-	osb->ops->destroy(osb);
+	b_still_holds(e, osb, b);
 }
 
 int main(void)
