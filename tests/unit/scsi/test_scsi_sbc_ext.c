@@ -183,6 +183,146 @@ static void test_sanitize(void **state)
 	assert_int_equal(c.status, SCSI_STATUS_GOOD);
 }
 
+/* An 8 MiB gate-store LU whose store prefers 2 MiB ios (as a chunked store prefers its chunk). */
+static int fx_setup_chunked(void **state)
+{
+	struct reactor *r;
+	struct store *st;
+
+	assert_int_equal(reactor_create(&r), 0);
+	st = gate_store_new(r, 8 * MIB, BS, STORE_CAP_UNMAP);
+	st->opt_io_bytes = 2 * MIB;
+	fx_setup_store(state, st, NULL, false);
+	clear_ua(*state, &((struct fx *)*state)->nexus);
+	return 0;
+}
+
+static int g_want_held;
+
+static void poll_held(void *arg)
+{
+	struct fx *f = arg;
+	struct gate_store *g = f->st->priv;
+
+	if (g->nheld >= g_want_held) {
+		reactor_stop(f->r);
+	} else {
+		assert_int_equal(reactor_post(f->r, poll_held, f), 0);
+	}
+}
+
+/* Run the reactor until the gate holds n ios. */
+static void wait_held(struct fx *f, int n)
+{
+	g_want_held = n;
+	assert_int_equal(reactor_post(f->r, poll_held, f), 0);
+	assert_int_equal(reactor_run(f->r), 0);
+}
+
+/* Every held io is a whole, aligned piece of `piece` bytes of operation op. */
+static void assert_pieces(struct gate_store *g, enum store_op op, uint64_t piece)
+{
+	for (int i = 0; i < g->nheld; i++) {
+		assert_int_equal(g->held[i]->op, op);
+		assert_int_equal(g->held[i]->offset % piece, 0);
+		assert_int_equal(g->held[i]->len, piece);
+		for (int j = 0; j < i; j++) {
+			assert_true(g->held[i]->offset != g->held[j]->offset);
+		}
+	}
+}
+
+/*
+ * SANITIZE OVERWRITE cuts the medium into whole pieces of the store's
+ * preferred size, keeps them in flight together, starts a pass only after
+ * the previous one completed (INVERT flips the pattern in between), flushes
+ * last, and stops submitting at the first failure.
+ */
+static void test_sanitize_pieces(void **state)
+{
+	struct fx *f = *state;
+	struct gate_store *g = f->st->priv;
+	struct scsi_cmd c;
+	uint8_t ow[10] = { 0x48, 0x01, 0, 0, 0, 0, 0, 0, 6, 0 };
+	uint8_t param[6] = { 0x82, 0, 0, 2, 0x5a, 0x0f };
+
+	g->gate = true;
+	cmd_init(f, &c, &f->nexus, ow, 10, param, sizeof(param));
+	scsi_cmd_submit(&c);
+	assert_int_equal(g->nheld, 4); /* all four 2 MiB pieces of pass 1 at once */
+	assert_pieces(g, STORE_OP_WRITE, 2 * MIB);
+	assert_int_equal(((uint8_t *)g->held[0]->buf)[0], 0x5a);
+	gate_release(f->st);
+	wait_held(f, 4);
+	assert_pieces(g, STORE_OP_WRITE, 2 * MIB);
+	assert_int_equal(((uint8_t *)g->held[3]->buf)[1], (uint8_t)~0x0f);
+	assert_int_equal(g->mem[8 * MIB - 1], 0x0f); /* pass 1 landed before pass 2 began */
+	gate_release(f->st);
+	wait_held(f, 1);
+	assert_int_equal(g->held[0]->op, STORE_OP_FLUSH);
+	g->gate = false;
+	gate_release(f->st);
+	fx_wait(f, 1);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(g->mem[0], (uint8_t)~0x5a);
+	assert_int_equal(g->mem[8 * MIB - 1], (uint8_t)~0x0f);
+	assert_int_equal(g->nwrites, 8);
+
+	/* The pieces of a pass fail: CHECK CONDITION once all are back, no second pass. */
+	g->nsubmitted = 0;
+	g->gate = true;
+	cmd_init(f, &c, &f->nexus, ow, 10, param, sizeof(param));
+	scsi_cmd_submit(&c);
+	assert_int_equal(g->nheld, 4);
+	g->fail_status = -EIO;
+	gate_release(f->st);
+	fx_wait(f, 1);
+	g->fail_status = 0;
+	g->gate = false;
+	assert_sense(&c, 3, 0x0c, 0);
+	assert_int_equal(g->nsubmitted, 4);
+
+	/* BLOCK ERASE: one UNMAP covers this small medium, then a flush. */
+	run_cmd(f, &c, (uint8_t[16]){ 0x48, 0x02, 0, 0, 0, 0, 0, 0, 0, 0 }, 10, NULL, 0);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(g->mem[0], 0);
+	assert_int_equal(g->mem[8 * MIB - 1], 0);
+}
+
+/* A 48 MiB medium without a preferred size: 1 MiB pieces, at most 32 in flight. */
+static void test_sanitize_inflight_cap(void **state)
+{
+	struct fx *f = *state;
+	struct gate_store *g = f->st->priv;
+	struct scsi_cmd c;
+	uint8_t ow[10] = { 0x48, 0x01, 0, 0, 0, 0, 0, 0, 5, 0 };
+	uint8_t param[5] = { 0x01, 0, 0, 1, 0x3c };
+
+	g->gate = true;
+	cmd_init(f, &c, &f->nexus, ow, 10, param, sizeof(param));
+	scsi_cmd_submit(&c);
+	assert_int_equal(g->nheld, 32);
+	assert_pieces(g, STORE_OP_WRITE, MIB);
+	g->gate = false;
+	gate_release(f->st);
+	fx_wait(f, 1);
+	assert_int_equal(c.status, SCSI_STATUS_GOOD);
+	assert_int_equal(g->nwrites, 48);
+	for (uint64_t off = 0; off < 48 * MIB; off += MIB / 2) {
+		assert_int_equal(g->mem[off], 0x3c);
+	}
+}
+
+static int fx_setup_big(void **state)
+{
+	struct reactor *r;
+
+	assert_int_equal(reactor_create(&r), 0);
+	fx_setup_store(state, gate_store_new(r, 48 * MIB, BS, STORE_CAP_UNMAP), NULL, false);
+	clear_ua(*state, &((struct fx *)*state)->nexus);
+	return 0;
+}
+
 /*
  * UNMAP with many descriptors keeps 8 in flight, completes once the last one
  * does, reports the first failure, and stops submitting after a failure or
@@ -294,6 +434,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_atomic, fx_setup_gate, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_read_defect, fx_setup_gate, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sanitize, fx_setup_gate, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sanitize_pieces, fx_setup_chunked, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sanitize_inflight_cap, fx_setup_big, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_rsoc_new_ops, fx_setup_gate, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_concurrent, fx_setup_gate, fx_teardown),
 	};
