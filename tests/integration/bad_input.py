@@ -53,6 +53,7 @@ class Conn:
         self.s = socket.create_connection((host, port), timeout=TMO)
         self.s.settimeout(TMO)
         self.itt = 1
+        self.isid = b"\x80\x12\x34\x56\x00\x01"
         self.cmdsn = 1
         self.statsn = 0
 
@@ -97,8 +98,9 @@ class Conn:
             return False
         return False
 
-    def login_pdu(self, csg, nsg, transit, data, isid=b"\x80\x12\x34\x56\x00\x01"):
+    def login_pdu(self, csg, nsg, transit, data, isid=None):
         flags = (0x80 if transit else 0) | (csg << 2) | nsg
+        isid = isid or self.isid
         # ISID(6) TSIH(2) | CID(2) rsvd(2) CmdSN ExpStatSN
         rest = struct.pack(">HHII", 0, 0, self.cmdsn, self.statsn)
         pdu = bhs(OP_LOGIN_REQ | IMMEDIATE, flags, 0, 0, 0, len(data),
@@ -121,8 +123,11 @@ class Conn:
                 kv[k.decode(errors="replace")] = v.decode(errors="replace")
         return (h[36], h[37], kv, bool(h[1] & 0x80), h[1] & 3)
 
-    def login(self, target):
-        """Full login to a normal session: security stage, then operational stage."""
+    def login(self, target, isid=None):
+        """Full login to a normal session: security stage, then operational stage.
+        isid: another ISID than the default, for a session beside another one."""
+        if isid:
+            self.isid = isid
         st, det, kv, t, nsg = self.login_exchange(0, 1, keys([
             ("InitiatorName", INITIATOR), ("TargetName", target),
             ("SessionType", "Normal"), ("AuthMethod", "None")]))
@@ -144,12 +149,15 @@ class Conn:
             raise RuntimeError("operational stage failed: class %s detail %s" % (st, det))
         # login PDUs are immediate: the first command carries the same CmdSN
 
-    def scsi(self, lun, cdb, read_len=0):
-        """-> (status, sense key, asc, ascq, data); no data-out support."""
-        flags = 0x80 | (0x40 if read_len else 0)  # F, R
-        rest = struct.pack(">III", read_len, self.cmdsn, self.statsn) + cdb.ljust(16, b"\0")
+    def scsi(self, lun, cdb, read_len=0, data_out=b""):
+        """-> (status, sense key, asc, ascq, data). data_out goes as immediate
+        data only (login offers ImmediateData=Yes; FirstBurstLength 64 KiB)."""
+        flags = 0x80 | (0x40 if read_len else 0) | (0x20 if data_out else 0)  # F, R, W
+        xfer = read_len or len(data_out)
+        rest = struct.pack(">III", xfer, self.cmdsn, self.statsn) + cdb.ljust(16, b"\0")
         self.itt += 1
-        self.send(bhs(OP_SCSI_CMD, flags, 0, 0, 0, 0, lun_field(lun), self.itt, rest))
+        self.send(bhs(OP_SCSI_CMD, flags, 0, 0, 0, len(data_out), lun_field(lun), self.itt, rest)
+                  + pad4(data_out))
         self.cmdsn += 1
         data = b""
         while True:
