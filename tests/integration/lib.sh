@@ -154,13 +154,30 @@ free_port() {
 port_listens() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # start_daemon [--port P] ARGS...: runs $S3TGTD --listen 127.0.0.1:PORT ARGS in the
-# background. Sets DAEMON_PID, DAEMON_PORT, DAEMON_LOG. Waits (20 s max) until
+# background. Sets DAEMON_PID, DAEMON_PORT, DAEMON_LOG. Waits (120 s max) until
 # the port listens; returns 1 with the log tail if the daemon dies or never listens.
-# The same PORT and ARGS are remembered for restart_daemon.
+# The same PORT and ARGS are remembered for restart_daemon. Without --port, a
+# port another test took between free_port and the daemon's bind (tests may
+# run side by side) is retried on another port.
 start_daemon() {
-	local i j port=""
-	if [ "${1:-}" = --port ]; then port=$2; shift 2; fi
-	[ -n "$port" ] || port=$(free_port)
+	local try rc
+	if [ "${1:-}" = --port ]; then
+		start_daemon_on "$2" "${@:3}"
+		return
+	fi
+	for try in 1 2 3 4 5; do
+		rc=0
+		start_daemon_on "$(free_port)" "$@" || rc=$?
+		[ $rc = 0 ] || grep -q 'Address already in use' "$DAEMON_LOG" || return $rc
+		[ $rc = 0 ] && return 0
+		log "port $DAEMON_PORT was taken meanwhile (try $try): another port"
+	done
+	return 1
+}
+
+start_daemon_on() { # PORT ARGS...
+	local i j port=$1
+	shift
 	DAEMON_PORT=$port
 	DAEMON_ARGS=("$@")
 	DAEMON_LOG=$T_DIR/s3tgtd.$port.$(date +%s%N).log
@@ -170,7 +187,7 @@ start_daemon() {
 	setpriv --pdeathsig TERM -- "$S3TGTD" --listen "$T_HOST:$port" "$@" >"$DAEMON_LOG" 2>&1 </dev/null &
 	DAEMON_PID=$!
 	T_PIDS+=("$DAEMON_PID")
-	for ((i = 0; i < 200; i++)); do
+	for ((i = 0; i < 1200; i++)); do
 		if ! is_alive "$DAEMON_PID"; then
 			wait "$DAEMON_PID" 2>/dev/null || true
 			log "daemon died during start-up; log tail:"
@@ -189,7 +206,7 @@ start_daemon() {
 		fi
 		sleep 0.1
 	done
-	log "daemon PID $DAEMON_PID did not listen on $port within 20 s; log tail:"
+	log "daemon PID $DAEMON_PID did not listen on $port within 120 s; log tail:"
 	tail -n 30 "$DAEMON_LOG" | sed 's/^/    /'
 	return 1
 }
@@ -227,6 +244,21 @@ lun_url() { echo "iscsi://$T_HOST:$DAEMON_PORT/$1/$(($2 + T_LUN_OFFSET))"; }
 
 # inq_ok URL: a fresh session answers a standard INQUIRY
 inq_ok() { timeout -k 2 20 iscsi-inq -i "$T_INITIATOR" "$1" >/dev/null 2>&1; }
+
+# wait_for SECS WHAT CMD...: run CMD every 0.2 s until it succeeds; after SECS
+# (a hang guard, not a measure of speed) log what was awaited and return 1.
+wait_for() {
+	local secs=$1 what=$2 end
+	shift 2
+	end=$(($(date +%s) + secs))
+	until "$@"; do
+		if [ "$(date +%s)" -ge "$end" ]; then
+			log "gave up after ${secs}s waiting for: $what"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
 
 need() { # need CMD...: die unless every command exists
 	local c

@@ -47,25 +47,16 @@ api_up() {
 }
 
 start_mgmt_daemon() {
-	local i
 	start_daemon --config "$CFG" --api-socket "$SOCK" "$@" || return 1
-	for ((i = 0; i < 100; i++)); do
-		api_up && return 0
-		sleep 0.1
-	done
+	wait_for 60 "the API socket" api_up && return 0
 	log "API socket $SOCK does not answer; log tail:"
 	tail -n 20 "$DAEMON_LOG" | sed 's/^/    /'
 	return 1
 }
 
 restart_mgmt_daemon() {
-	local i
 	restart_daemon || return 1
-	for ((i = 0; i < 100; i++)); do
-		api_up && return 0
-		sleep 0.1
-	done
-	return 1
+	wait_for 60 "the API socket" api_up
 }
 
 cli() { "$CLI" --socket "$SOCK" "$@"; }

@@ -61,10 +61,7 @@ for lun in 0 1; do
 	eval "W$lun=$!"
 done
 acked() { [ "$(grep -c '^wrote' "$T_DIR/writer$1.log")" -eq $((${#A_OFF[@]} + ${#B_OFF[@]})) ]; }
-for ((i = 0; i < 300; i++)); do
-	acked 0 && acked 1 && break
-	sleep 0.1
-done
+wait_for 120 "every write acknowledged on both LUNs" eval "acked 0 && acked 1" || true
 check "all writes acknowledged on both LUNs (A flushed, B not)" acked 0
 check "LUN 1 writes acknowledged" acked 1
 log "kill -9 daemon PID $DAEMON_PID"

@@ -96,8 +96,7 @@ check "daemon B breaks A's lease while A still runs" \
 B_PID=$DAEMON_PID B_LOG=$DAEMON_LOG B_URL=$(lun_url $IQN 0)
 DAEMON_PID=$A_PID DAEMON_LOG=$A_LOG DAEMON_PORT=$A_PORT
 fenced() { grep -q "the volume lease was taken over (now holder" "$A_LOG"; }
-for ((i = 0; i < 50; i++)); do fenced && break; sleep 0.1; done
-check "A's next renewal finds the lease taken over" fenced
+check "A's next renewal finds the lease taken over" wait_for 60 "A's fence in its log" fenced
 check "A's LUN reads as fenced (API, CLI, metric)" lun_fenced true
 resize_refused() {
 	local code
@@ -164,8 +163,7 @@ check "B writes the same blocks and flushes" qio "$B_URL" "write -P 0x7d 6M 64k"
 kill -CONT "$A_PID"
 log "daemon A (PID $A_PID) continued"
 A_LOG_FENCED() { grep -q "the volume lease was taken over (now holder" "$A_LOG"; }
-for ((i = 0; i < 50; i++)); do A_LOG_FENCED && break; sleep 0.1; done
-check "A finds its lease taken over" A_LOG_FENCED
+check "A finds its lease taken over" wait_for 60 "A's fence in its log" A_LOG_FENCED
 sleep 2 # A's overdue upload had time to go, were it not held for the lease
 check "A's held-back write did not land over B's" qio "$B_URL" "read -P 0x7d 6M 64k"
 check "B stops cleanly" stop_daemon

@@ -38,8 +38,8 @@ start_daemon --target "$IQN" --state-dir "$T_DIR/state" --lun "0=$URI" || die "s
 URL=$(lun_url $IQN 0)
 check "LUN answers INQUIRY" inq_ok "$URL"
 resident() { grep -q "cache memory resident: $CACHE_MIB MiB" "$DAEMON_LOG"; }
-for ((i = 0; i < 300; i++)); do resident && break; sleep 0.1; done
-check "the cache's $CACHE_MIB MiB are made resident after open" resident
+check "the cache's $CACHE_MIB MiB are made resident after open" \
+	wait_for 120 "the cache's memory made resident" resident
 ready=$(rss_kib)
 check "RSS shows them before any I/O ($(((ready - idle) / 1024)) MiB above the uncached daemon)" \
 	test $(((ready - idle) / 1024)) -ge $((CACHE_MIB * 9 / 10))

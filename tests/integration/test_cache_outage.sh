@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_cache_outage.sh - S3 unreachable under a write stream (issue 5): radosgw is
-# stopped 2 s into a stream of 1 MiB writes to a cached S3 LUN and started again
-# 20 s later. While the cache has room the initiator sees no error (writes land in
+# stopped once a stream of 1 MiB writes to a cached S3 LUN is under way and
+# started again after 20 more writes were acknowledged. While the cache has room the initiator sees no error (writes land in
 # the cache, uploads retry with backoff); the stream's final flush completes once
 # RGW is back. A second outage covers shutdown with a lease renewal retrying. Then
 # a fresh daemon WITHOUT the cache (another lease holder) reads every piece from S3.
@@ -18,7 +18,7 @@ NPIECES=60 # one 1 MiB write every 0.4 s: the stream outlasts the outage
 rgw_up "$BUCKET"
 OPTS="endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
 BASE="s3://$BUCKET/out?size=128M&chunk_size=1M&$OPTS"
-# 96 MiB of cache holds the whole stream; flush_timeout covers the 20 s outage;
+# 96 MiB of cache holds the whole stream; flush_timeout covers the outage;
 # the lease is renewed every 2 s, so the second outage below can be short.
 URI="$BASE&cache_size=96M&cache_dir=$T_DIR/cache&flush_timeout=120&lease_renew_ms=2000"
 
@@ -35,19 +35,26 @@ done
 	>"$T_DIR/writer.log" 2>&1; echo "EXIT $?" >>"$T_DIR/writer.log" ) &
 WPID=$!
 T_PIDS+=("$WPID")
-sleep 2
+wrote() { # writes acknowledged so far
+	local n
+	n=$(grep -c '^wrote' "$T_DIR/writer.log" 2>/dev/null) || true
+	echo "${n:-0}"
+}
+wrote_at_least() { [ "$(wrote)" -ge "$1" ]; }
+check "the stream is under way" wait_for 120 "the first acknowledged write" wrote_at_least 1
 check "radosgw stopped during the write stream" "$RGW" stop-rgw "$RGW_DIR"
 t0=$(date +%s)
-sleep 20
-during=$(grep -c '^wrote' "$T_DIR/writer.log" || true)
-log "writes acknowledged so far (RGW down since $(($(date +%s) - t0)) s): $during"
-check "writes kept completing while S3 was down" test "$during" -ge 30
+before=$(wrote)
+# 20 writes (8 s of the stream): long enough for uploads to fail and back off
+check "writes kept completing while S3 was down" \
+	wait_for 240 "20 writes acknowledged while RGW is down" wrote_at_least $((before + 20))
+log "writes acknowledged while RGW was down for $(($(date +%s) - t0)) s: $(($(wrote) - before))"
 check "daemon alive during the outage" daemon_alive
-check "radosgw restarted after 20 s" "$RGW" start-rgw "$RGW_DIR"
+check "radosgw restarted" "$RGW" start-rgw "$RGW_DIR"
 check "write stream and its final flush finished" wait "$WPID"
 check "no initiator-visible error in the stream" \
 	bash -c "! grep -qiE 'fail|error' '$T_DIR/writer.log' && grep -q '^EXIT 0' '$T_DIR/writer.log'"
-check_eq "every write acknowledged" "$NPIECES" "$(grep -c '^wrote' "$T_DIR/writer.log" || true)"
+check_eq "every write acknowledged" "$NPIECES" "$(wrote)"
 
 # Shutdown during a second outage, long enough (> lease_renew_ms, 2 s) that a
 # lease renewal is retrying when SIGTERM arrives. Closing must cancel that renewal
