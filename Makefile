@@ -47,7 +47,7 @@ test:
 	scripts/fuzz-smoke.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 	cd $(BUILD) && ctest --output-on-failure -j2 -L valgrind --no-tests=error
 	@$(MAKE) --no-print-directory asan
-	cd $(ASAN_BUILD) && ctest --output-on-failure -j1 $(CTEST_ARGS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j2 $(CTEST_ARGS)
 FUZZ_SECONDS ?= 15
 
 unit: asan
