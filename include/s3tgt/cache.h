@@ -2,14 +2,14 @@
  * cache.h - the write-back chunk cache: a store that wraps another store
  * (s3, dir, file, ram). Sits above the store module and below scsi.
  *
- * A LUN URI with any cache option (cache_size, cache_dir, writeback,
- * flush_timeout, cache_uploads, cache_prefetch, writeback_age) is opened by
- * cache_store_open_uri(): the lower store is opened with the remaining
- * options, then wrapped. With cache_dir, a lower store that takes the
- * lease_holder option (s3, dir) gets the holder id kept in cache_dir, so a
- * restart with the same cache_dir takes its own lease back. Without cache
- * options it is exactly store_open_uri(). docs/DURABILITY.md explains what is
- * safe after a crash.
+ * The cache is a store layer (cache_layer_ops, registered with
+ * store_layer_register() by the program's main): store_open_uri() of a LUN
+ * URI with any cache option (cache_size, cache_dir, writeback, flush_timeout,
+ * cache_uploads, cache_prefetch, writeback_age) opens the lower store with
+ * the remaining options, then the cache wraps it. With cache_dir, a lower
+ * store that takes the lease_holder option (s3, dir) gets the holder id kept
+ * in cache_dir, so a restart with the same cache_dir takes its own lease
+ * back. docs/DURABILITY.md explains what is safe after a crash.
  */
 #ifndef S3TGT_CACHE_H
 #define S3TGT_CACHE_H
@@ -55,9 +55,6 @@ struct cache_stats {
 	uint64_t reloaded;	/* clean chunks cached again from cache_dir at open */
 };
 
-/* True if key is one of the cache options listed above. */
-bool cache_is_option(const char *key);
-
 /*
  * Fill cp from the cache options among opts (others are ignored); *any is
  * set when at least one cache option is present. cp is initialised with the
@@ -75,9 +72,8 @@ void cache_params_fini(struct cache_params *cp);
 int cache_store_wrap(struct store *lower, const struct cache_params *p, struct store **out,
 		     char *err, size_t errlen);
 
-/* store_open_uri() plus the cache options (see top). Same contract. */
-int cache_store_open_uri(const char *uri, struct reactor *r, struct store **out, char *err,
-			 size_t errlen);
+/* The cache as a store layer (see top). */
+extern const struct store_layer_ops cache_layer_ops;
 
 /* True if st is a cache store. */
 bool cache_store_is(const struct store *st);

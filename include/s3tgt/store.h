@@ -96,14 +96,14 @@ struct store_params {
 	uint64_t size;	     /* bytes; 0 = not given (a store may then take an existing size) */
 	uint32_t block_size; /* 512 or 4096 */
 	bool thin;
-	bool read_only;	     /* the LU refuses writes: DATA PROTECT, WRITE PROTECTED */
+	bool read_only; /* the LU refuses writes: DATA PROTECT, WRITE PROTECTED */
 	struct store_opt *opts;
 	size_t nopts;
 };
 
 struct store_ops {
-	const char *name;	     /* URI scheme: "ram", "file", "dir", "s3" */
-	const char *const *options;  /* store-specific option names, NULL-terminated */
+	const char *name;	    /* URI scheme: "ram", "file", "dir", "s3" */
+	const char *const *options; /* store-specific option names, NULL-terminated */
 	/*
 	 * Open: fill st->size (bytes, multiple of block_size), st->caps and
 	 * st->priv. On error return -errno and write a message naming the bad
@@ -187,19 +187,56 @@ const struct store_ops *store_ops_find(const char *scheme);
 int store_register(const struct store_ops *ops);
 
 /*
- * Parse uri, find the store, reject unknown options (naming them), open it.
- * Returns 0 and a new store in *out, or -errno with a message in err.
+ * A layer is a store that stacks on the store a LUN URI names, turned on by
+ * options of its own in that URI (the write-back cache: cache_size, ...).
+ * store_open_uri() opens the named store with the store's own options, then
+ * every registered layer given an option wraps what is below it, the first
+ * registered lowest. The layers are registered once, before any URI is
+ * opened, by whoever composes the program (the daemon's main); so the store
+ * registry depends on no layer, and its callers (mgmt) on none either.
+ */
+struct store_layer_ops {
+	const char *name;
+	const char *const *options; /* the layer's option names, NULL-terminated */
+	/* Check the values of its options among p->opts, no I/O: 0, or -EINVAL and a message naming
+	 * the option. */
+	int (*check)(const struct store_params *p, char *err, size_t errlen);
+	/*
+	 * Optional, before the store below opens: add options that store needs
+	 * because of this layer to *lower_uri (store_uri_add_option). The
+	 * cache's cache_dir keeps the lease holder id its lower store takes back.
+	 */
+	int (*prepare)(const struct store_params *p, char **lower_uri, char *err, size_t errlen);
+	/* Wrap lower as p says. Takes lower (closed at once on failure). May block, like open. */
+	int (*wrap)(struct store *lower, const struct store_params *p, struct store **out,
+		    char *err, size_t errlen);
+};
+/* Returns 0, or -ENOSPC when the table is full. Registering twice is a no-op. */
+int store_layer_register(const struct store_layer_ops *ops);
+/* Append key=value to a URI string (*uri is replaced; owned). 0 or -ENOMEM. */
+int store_uri_add_option(char **uri, const char *key, const char *value);
+
+/*
+ * Parse uri, find the store, reject unknown options (naming them), open it
+ * and stack the layers its options turn on. Returns 0 and a new store in
+ * *out, or -errno with a message in err.
  */
 int store_open_uri(const char *uri, struct reactor *r, struct store **out, char *err,
 		   size_t errlen);
+/* Everything store_open_uri() checks before it opens anything (API and config checks). */
+int store_check_uri(const char *uri, char *err, size_t errlen);
 /* Close and free; all submitted io must have completed. NULL is a no-op. */
 void store_close(struct store *st);
 /*
- * Closes still finishing in the background: a chunk store (dir, s3) closed
- * while its reactor runs (an LU deleted through the API) releases its volume
- * lease asynchronously and frees itself after. The daemon keeps its loop
- * running until this is 0, so no such release is cut short at exit.
+ * Closes still finishing in the background: a store whose close goes on after
+ * close() returned (a chunk store closed while its reactor runs releases its
+ * volume lease asynchronously and frees itself after) calls begin when it
+ * defers and end when it is done. The daemon keeps its loop running until
+ * store_closes_pending() is 0, so no such close is cut short at exit. Any
+ * thread.
  */
+void store_close_background_begin(void);
+void store_close_background_end(void);
 unsigned store_closes_pending(void);
 
 /* st->ops->metrics(st, fn, arg) when the store has the op; else nothing. */

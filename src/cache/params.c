@@ -1,7 +1,7 @@
 /*
- * params.c - the cache's LUN options and cache_store_open_uri(): a LUN URI
- * with cache options opens its lower store with the other options, then the
- * cache wraps it. Options and defaults: docs/DURABILITY.md.
+ * params.c - the cache's LUN options and its store layer (cache_layer_ops):
+ * store_open_uri() opens the lower store with the other options of a LUN URI,
+ * then the cache wraps it. Options and defaults: docs/DURABILITY.md.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,13 +20,13 @@
 
 static const char *const g_opts[] = {
     "cache_size",    "cache_dir",      "writeback",	"flush_timeout",
-    "cache_uploads", "cache_prefetch", "writeback_age",
+    "cache_uploads", "cache_prefetch", "writeback_age", NULL,
 };
 
-bool cache_is_option(const char *key)
+static bool is_option(const char *key)
 {
-	for (size_t i = 0; i < sizeof(g_opts) / sizeof(g_opts[0]); i++) {
-		if (strcmp(g_opts[i], key) == 0) {
+	for (const char *const *o = g_opts; *o; o++) {
+		if (strcmp(*o, key) == 0) {
 			return true;
 		}
 	}
@@ -75,7 +75,7 @@ int cache_params_from_opts(const struct store_opt *opts, size_t nopts, struct ca
 		const char *k = opts[i].key, *v = opts[i].value;
 		unsigned secs;
 
-		if (!cache_is_option(k)) {
+		if (!is_option(k)) {
 			continue;
 		}
 		*any = true;
@@ -124,67 +124,6 @@ void cache_params_fini(struct cache_params *cp)
 	}
 	free(cp->cache_dir);
 	cp->cache_dir = NULL;
-}
-
-/* Is the raw (maybe percent-encoded) option name s[0..len) a cache option? */
-static bool raw_is_cache_option(const char *s, size_t len)
-{
-	char key[32];
-	size_t j = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		char ch = s[i];
-
-		if (ch == '%' && i + 2 < len && hex_digit(s[i + 1]) >= 0 &&
-		    hex_digit(s[i + 2]) >= 0) {
-			ch = (char)(hex_digit(s[i + 1]) << 4 | hex_digit(s[i + 2]));
-			i += 2;
-		}
-		if (j + 1 >= sizeof(key)) {
-			return false;
-		}
-		key[j++] = ch;
-	}
-	key[j] = '\0';
-	return cache_is_option(key);
-}
-
-/* The URI without its cache options (new string). */
-static char *lower_uri(const char *uri)
-{
-	const char *q = strchr(uri, '?');
-	size_t n = strlen(uri);
-	char *out = malloc(n + 1);
-	size_t o;
-	bool first = true;
-
-	if (!out) {
-		return NULL;
-	}
-	o = q ? (size_t)(q - uri) : n;
-	memcpy(out, uri, o);
-	if (q) {
-		const char *s = q + 1;
-
-		for (;;) {
-			const char *amp = strchr(s, '&');
-			size_t len = amp ? (size_t)(amp - s) : strlen(s);
-			const char *eq = memchr(s, '=', len);
-
-			if (!raw_is_cache_option(s, eq ? (size_t)(eq - s) : len)) {
-				out[o++] = first ? '?' : '&';
-				memcpy(out + o, s, len);
-				o += len;
-				first = false;
-			}
-			if (!amp) {
-				break;
-			}
-			s = amp + 1;
-		}
-	}
-	out[o] = '\0';
-	return out;
 }
 
 #define HOLDER_FILE "holder-id"
@@ -274,68 +213,53 @@ static bool wants_holder(const struct store_params *p)
 	return false;
 }
 
-int cache_store_open_uri(const char *uri, struct reactor *r, struct store **out, char *err,
-			 size_t errlen)
+static int layer_check(const struct store_params *p, char *err, size_t errlen)
 {
-	struct store_params p;
 	struct cache_params cp;
-	struct store *lower = NULL;
-	char *luri = NULL;
-	char *own = NULL;
-	bool any = false;
-	int rc;
+	bool any;
+	int rc = cache_params_from_opts(p->opts, p->nopts, &cp, &any, err, errlen);
 
-	rc = store_params_parse(uri, &p, err, errlen);
-	if (rc) {
-		return rc;
-	}
-	rc = cache_params_from_opts(p.opts, p.nopts, &cp, &any, err, errlen);
-	if (rc) {
-		store_params_fini(&p);
-		return rc;
-	}
-	if (!any) {
-		store_params_fini(&p);
-		return store_open_uri(uri, r, out, err, errlen);
-	}
-	luri = lower_uri(uri);
-	own = strdup(uri);
-	if (!luri || !own) {
-		snprintf(err, errlen, "out of memory");
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (cp.cache_dir && wants_holder(&p)) {
-		char id[HOLDER_LEN + 2];
-		size_t n = strlen(luri);
-		char *l2 = malloc(n + sizeof("&lease_holder=") + HOLDER_LEN);
-
-		rc = holder_id(cp.cache_dir, id, sizeof(id), err, errlen);
-		if (rc || !l2) {
-			free(l2);
-			rc = rc ? rc : -ENOMEM;
-			goto out;
-		}
-		snprintf(l2, n + sizeof("&lease_holder=") + HOLDER_LEN, "%s%slease_holder=%s", luri,
-			 strchr(luri, '?') ? "&" : "?", id);
-		free(luri);
-		luri = l2;
-	}
-	rc = store_open_uri(luri, r, &lower, err, errlen);
-	if (rc) {
-		goto out;
-	}
-	rc = cache_store_wrap(lower, &cp, out, err, errlen);
-	if (rc) {
-		goto out;
-	}
-	free((*out)->uri);
-	(*out)->uri = own;
-	own = NULL;
-out:
-	store_params_fini(&p);
-	free(own);
-	free(luri);
 	cache_params_fini(&cp);
 	return rc;
 }
+
+/* With cache_dir, a lower store that takes a lease holder gets this cache_dir's. */
+static int layer_prepare(const struct store_params *p, char **lower_uri, char *err, size_t errlen)
+{
+	const char *dir = store_param_get(p, "cache_dir");
+	char id[HOLDER_LEN + 2];
+	int rc;
+
+	if (!dir || !wants_holder(p)) {
+		return 0;
+	}
+	rc = holder_id(dir, id, sizeof(id), err, errlen);
+	if (rc == 0) {
+		rc = store_uri_add_option(lower_uri, "lease_holder", id);
+	}
+	return rc;
+}
+
+static int layer_wrap(struct store *lower, const struct store_params *p, struct store **out,
+		      char *err, size_t errlen)
+{
+	struct cache_params cp;
+	bool any;
+	int rc = cache_params_from_opts(p->opts, p->nopts, &cp, &any, err, errlen);
+
+	if (rc) {
+		store_close(lower);
+		return rc;
+	}
+	rc = cache_store_wrap(lower, &cp, out, err, errlen);
+	cache_params_fini(&cp);
+	return rc;
+}
+
+const struct store_layer_ops cache_layer_ops = {
+    .name = "cache",
+    .options = g_opts,
+    .check = layer_check,
+    .prepare = layer_prepare,
+    .wrap = layer_wrap,
+};

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "s3tgt/cache.h"
 #include "s3tgt/core.h"
 #include "s3tgt/iscsi.h"
 #include "s3tgt/log.h"
@@ -58,7 +59,8 @@ static void usage(FILE *f)
 		"  --config FILE        JSON configuration (docs/MGMT-API.md); a missing FILE\n"
 		"                       starts empty and is written on the first API change\n"
 		"  --listen HOST:PORT   portal to listen on (repeatable; IPv6 in brackets);\n"
-		"                       overrides the portals of FILE (default " DEFAULT_PORTAL ")\n"
+		"                       overrides the portals of FILE (default " DEFAULT_PORTAL
+		")\n"
 		"  --target IQN         add a target; the --lun options after it belong to it\n"
 		"  --alias NAME         TargetAlias of the last --target\n"
 		"  --lun N=URI          LUN N backed by URI (ram:?size=1G, file:/path?size=10G)\n"
@@ -171,7 +173,7 @@ static void signal_event(void *arg, uint32_t events)
 
 static int parse_level(const char *s, enum log_level *out)
 {
-	static const char *const names[] = { "err", "warn", "info", "debug" };
+	static const char *const names[] = {"err", "warn", "info", "debug"};
 
 	for (int i = 0; i < 4; i++) {
 		if (strcmp(s, names[i]) == 0) {
@@ -225,29 +227,29 @@ static void make_parent_dir(const char *path)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "target", required_argument, NULL, 't' },
-		{ "alias", required_argument, NULL, 'a' },
-		{ "lun", required_argument, NULL, 'u' },
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "nop-interval", required_argument, NULL, 'i' },
-		{ "nop-timeout", required_argument, NULL, 'o' },
-		{ "api-socket", required_argument, NULL, 'S' },
-		{ "api-listen", required_argument, NULL, 'P' },
-		{ "api-token-file", required_argument, NULL, 'T' },
-		{ "no-api", no_argument, NULL, 'N' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "debug", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ 0 },
+	    {"config", required_argument, NULL, 'c'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"target", required_argument, NULL, 't'},
+	    {"alias", required_argument, NULL, 'a'},
+	    {"lun", required_argument, NULL, 'u'},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"nop-interval", required_argument, NULL, 'i'},
+	    {"nop-timeout", required_argument, NULL, 'o'},
+	    {"api-socket", required_argument, NULL, 'S'},
+	    {"api-listen", required_argument, NULL, 'P'},
+	    {"api-token-file", required_argument, NULL, 'T'},
+	    {"no-api", no_argument, NULL, 'N'},
+	    {"log-level", required_argument, NULL, 'L'},
+	    {"debug", required_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
 	};
-	struct daemon_config cfg = { 0 };
-	struct daemon d = { .sfd = -1 };
+	struct daemon_config cfg = {0};
+	struct daemon d = {.sfd = -1};
 	const char *config = NULL, *api_socket = NULL, *api_listen = NULL, *token_file = NULL;
-	struct mgmt_state_opts so = { 0 };
-	struct mgmt_server_opts ao = { 0 };
+	struct mgmt_state_opts so = {0};
+	struct mgmt_server_opts ao = {0};
 	char err[512], sockbuf[256], token[512] = "";
 	bool no_api = false;
 	/* UINT64_MAX: not given, the config file or the default applies */
@@ -257,6 +259,15 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	bool quick = false;
 	int opt, rc = 1;
+
+	/*
+	 * The program's composition: the store layers a LUN URI may ask for.
+	 * store_open_uri() stacks them; nothing else needs to know they exist.
+	 */
+	if (store_layer_register(&cache_layer_ops) < 0) {
+		fprintf(stderr, "s3tgtd: cannot register the cache layer\n");
+		return 1;
+	}
 
 	/*
 	 * Command buffers reach several MiB (1 MiB reads at QD8+, 16 MiB bursts).
@@ -306,8 +317,9 @@ int main(int argc, char **argv)
 		case 'o':
 			if (parse_u64(optarg, 0, ISCSI_NOP_MAX_S,
 				      opt == 'i' ? &nop_interval : &nop_timeout) < 0) {
-				fprintf(stderr, "s3tgtd: --%s: expected seconds 0..%d (0 = never)\n",
-					opt == 'i' ? "nop-interval" : "nop-timeout", ISCSI_NOP_MAX_S);
+				fprintf(
+				    stderr, "s3tgtd: --%s: expected seconds 0..%d (0 = never)\n",
+				    opt == 'i' ? "nop-interval" : "nop-timeout", ISCSI_NOP_MAX_S);
 				rc = 2;
 				goto out;
 			}
@@ -326,7 +338,8 @@ int main(int argc, char **argv)
 			break;
 		case 'L':
 			if (parse_level(optarg, &lvl) < 0) {
-				fprintf(stderr, "s3tgtd: --log-level: expected err, warn, info or debug\n");
+				fprintf(stderr,
+					"s3tgtd: --log-level: expected err, warn, info or debug\n");
 				goto out;
 			}
 			log_set_level(lvl);
@@ -399,9 +412,9 @@ int main(int argc, char **argv)
 	}
 	/* The command line overrides the file, one value at a time. */
 	iscsi_server_get_nop(d.srv, &cur_interval, &cur_timeout);
-	if (iscsi_server_set_nop(d.srv,
-				 nop_interval != UINT64_MAX ? (uint32_t)nop_interval : cur_interval,
-				 nop_timeout != UINT64_MAX ? (uint32_t)nop_timeout : cur_timeout) < 0) {
+	if (iscsi_server_set_nop(
+		d.srv, nop_interval != UINT64_MAX ? (uint32_t)nop_interval : cur_interval,
+		nop_timeout != UINT64_MAX ? (uint32_t)nop_timeout : cur_timeout) < 0) {
 		fprintf(stderr, "s3tgtd: --nop-interval/--nop-timeout: at most %d seconds\n",
 			ISCSI_NOP_MAX_S);
 		goto out;
@@ -413,8 +426,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		for (size_t l = 0; l < t->nluns; l++) {
-			if (mgmt_state_add_lun(d.state, t->name, t->luns[l].lun, t->luns[l].uri, err,
-					       sizeof(err)) < 0) {
+			if (mgmt_state_add_lun(d.state, t->name, t->luns[l].lun, t->luns[l].uri,
+					       err, sizeof(err)) < 0) {
 				fprintf(stderr, "s3tgtd: %s LUN %llu: %s\n", t->name,
 					(unsigned long long)t->luns[l].lun, err);
 				goto out;
@@ -434,7 +447,8 @@ int main(int argc, char **argv)
 	}
 	if (!no_api && (api_socket || api_listen || config)) {
 		bool dflt = !api_socket;
-		ao.socket_path = api_socket ? api_socket : mgmt_default_socket(sockbuf, sizeof(sockbuf));
+		ao.socket_path =
+		    api_socket ? api_socket : mgmt_default_socket(sockbuf, sizeof(sockbuf));
 		ao.tcp_listen = api_listen;
 		ao.token = token[0] ? token : NULL;
 		if (dflt) {

@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include "mgmt_internal.h"
-#include "s3tgt/cache.h"
 #include "s3tgt/scsi.h"
 #include "s3tgt/store.h"
 
@@ -81,8 +80,7 @@ void mgmt_config_fini(struct mgmt_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-struct mgmt_target_cfg *mgmt_config_find(struct mgmt_config *cfg, const char *name,
-					 size_t *index)
+struct mgmt_target_cfg *mgmt_config_find(struct mgmt_config *cfg, const char *name, size_t *index)
 {
 	for (size_t i = 0; i < cfg->ntargets; i++) {
 		/* RFC 3722: iSCSI names compare case-insensitively. */
@@ -99,10 +97,11 @@ struct mgmt_target_cfg *mgmt_config_find(struct mgmt_config *cfg, const char *na
 int mgmt_check_name(const char *name, const char *field, char *err, size_t errlen)
 {
 	if (!iscsi_name_is_valid(name)) {
-		snprintf(err, errlen,
-			 "%s: '%.64s' is not an iSCSI name (RFC 3720 3.2.6: iqn.YYYY-MM.domain[:id], "
-			 "eui.<16 hex>, naa.<16|32 hex>; at most %d bytes)",
-			 field, name, ISCSI_NAME_MAX);
+		snprintf(
+		    err, errlen,
+		    "%s: '%.64s' is not an iSCSI name (RFC 3720 3.2.6: iqn.YYYY-MM.domain[:id], "
+		    "eui.<16 hex>, naa.<16|32 hex>; at most %d bytes)",
+		    field, name, ISCSI_NAME_MAX);
 		return -EINVAL;
 	}
 	return 0;
@@ -121,49 +120,13 @@ int mgmt_check_lun(json_t *v, const char *field, uint64_t *out, char *err, size_
 
 int mgmt_check_uri(const char *uri, const char *field, char *err, size_t errlen)
 {
-	struct store_params p;
-	const struct store_ops *ops;
 	char why[256] = "";
-	int rc;
 
-	rc = store_params_parse(uri, &p, why, sizeof(why));
-	if (rc < 0) {
+	if (store_check_uri(uri, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s: %s", field, why[0] ? why : "bad URI");
 		return -EINVAL;
 	}
-	ops = store_ops_find(p.scheme);
-	if (!ops) {
-		snprintf(err, errlen, "%s: unknown store type '%.32s'", field, p.scheme);
-		rc = -EINVAL;
-		goto out;
-	}
-	{
-		struct cache_params cp;
-		bool any;
-		rc = cache_params_from_opts(p.opts, p.nopts, &cp, &any, why, sizeof(why));
-		cache_params_fini(&cp);
-		if (rc < 0) {
-			snprintf(err, errlen, "%s: %s", field, why);
-			rc = -EINVAL;
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < p.nopts; i++) {
-		bool known = cache_is_option(p.opts[i].key);
-		for (size_t k = 0; ops->options && ops->options[k]; k++) {
-			known |= strcmp(ops->options[k], p.opts[i].key) == 0;
-		}
-		if (!known) {
-			snprintf(err, errlen, "%s: %s: unknown option '%.64s'", field, ops->name,
-				 p.opts[i].key);
-			rc = -EINVAL;
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	store_params_fini(&p);
-	return rc;
+	return 0;
 }
 
 int mgmt_check_cidr(const char *cidr, const char *field, char *err, size_t errlen)
@@ -211,7 +174,8 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *path,
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		bool ok = false;
 		for (size_t i = 0; allowed[i]; i++) {
 			ok |= strcmp(key, allowed[i]) == 0;
@@ -239,18 +203,17 @@ static int copy_field(char *dst, size_t dstlen, const char *src)
 int mgmt_chap_from_json(json_t *o, const char *prefix, struct iscsi_chap_config *c, char *err,
 			size_t errlen)
 {
-	static const char *const keys[] = { "user", "secret", "mutual_user", "mutual_secret",
-					    NULL };
+	static const char *const keys[] = {"user", "secret", "mutual_user", "mutual_secret", NULL};
 	static const struct {
 		const char *key;
 		size_t off, len;
 	} f[] = {
-		{ "user", offsetof(struct iscsi_chap_config, user), ISCSI_CHAP_NAME_MAX + 1 },
-		{ "secret", offsetof(struct iscsi_chap_config, secret), ISCSI_CHAP_SECRET_MAX + 1 },
-		{ "mutual_user", offsetof(struct iscsi_chap_config, mutual_user),
-		  ISCSI_CHAP_NAME_MAX + 1 },
-		{ "mutual_secret", offsetof(struct iscsi_chap_config, mutual_secret),
-		  ISCSI_CHAP_SECRET_MAX + 1 },
+	    {"user", offsetof(struct iscsi_chap_config, user), ISCSI_CHAP_NAME_MAX + 1},
+	    {"secret", offsetof(struct iscsi_chap_config, secret), ISCSI_CHAP_SECRET_MAX + 1},
+	    {"mutual_user", offsetof(struct iscsi_chap_config, mutual_user),
+	     ISCSI_CHAP_NAME_MAX + 1},
+	    {"mutual_secret", offsetof(struct iscsi_chap_config, mutual_secret),
+	     ISCSI_CHAP_SECRET_MAX + 1},
 	};
 	char why[160];
 	int rc;
@@ -277,9 +240,9 @@ int mgmt_chap_from_json(json_t *o, const char *prefix, struct iscsi_chap_config 
 		}
 	}
 	if ((c->mutual_user[0] != '\0') != (c->mutual_secret[0] != '\0')) {
-		snprintf(err, errlen, "%s%s%s: mutual CHAP needs both mutual_user and mutual_secret",
-			 prefix, prefix[0] ? "." : "",
-			 c->mutual_user[0] ? "mutual_secret" : "mutual_user");
+		snprintf(err, errlen,
+			 "%s%s%s: mutual CHAP needs both mutual_user and mutual_secret", prefix,
+			 prefix[0] ? "." : "", c->mutual_user[0] ? "mutual_secret" : "mutual_user");
 		return -EINVAL;
 	}
 	rc = iscsi_chap_config_check(c, why, sizeof(why));
@@ -304,7 +267,8 @@ static int load_strings(json_t *arr, const char *path, char ***v, size_t *n,
 		snprintf(err, errlen, "%s: expected an array of strings", path);
 		return -EINVAL;
 	}
-	json_array_foreach(arr, i, e) {
+	json_array_foreach(arr, i, e)
+	{
 		snprintf(field, sizeof(field), "%s[%zu]", path, i);
 		if (!json_is_string(e)) {
 			snprintf(err, errlen, "%s: expected a string", field);
@@ -332,7 +296,7 @@ static int load_strings(json_t *arr, const char *path, char ***v, size_t *n,
 static int load_lun(json_t *jl, const char *path, struct mgmt_target_cfg *t, char *err,
 		    size_t errlen)
 {
-	static const char *const keys[] = { "lun", "uri", NULL };
+	static const char *const keys[] = {"lun", "uri", NULL};
 	struct mgmt_lun_cfg *nl;
 	char field[200]; /* the caller's path (< 160) plus a key */
 	const char *uri;
@@ -385,8 +349,8 @@ static int load_lun(json_t *jl, const char *path, struct mgmt_target_cfg *t, cha
 static int load_target(json_t *jt, const char *path, struct mgmt_config *cfg, char *err,
 		       size_t errlen)
 {
-	static const char *const keys[] = { "name", "alias", "luns", "acl", "chap", NULL };
-	static const char *const acl_keys[] = { "initiators", "networks", NULL };
+	static const char *const keys[] = {"name", "alias", "luns", "acl", "chap", NULL};
+	static const char *const acl_keys[] = {"initiators", "networks", NULL};
 	struct mgmt_target_cfg *nt, *t;
 	const char *name, *alias;
 	json_t *luns, *acl, *chap, *jl;
@@ -439,7 +403,8 @@ static int load_target(json_t *jt, const char *path, struct mgmt_config *cfg, ch
 		snprintf(err, errlen, "%s.luns: expected an array", path);
 		return -EINVAL;
 	}
-	json_array_foreach(luns, k, jl) {
+	json_array_foreach(luns, k, jl)
+	{
 		snprintf(field, sizeof(field), "%s.luns[%zu]", path, k);
 		rc = load_lun(jl, field, t, err, errlen);
 		if (rc) {
@@ -510,8 +475,8 @@ static int get_seconds(json_t *o, const char *key, bool *has, uint32_t *out, cha
 int mgmt_config_parse(const char *text, size_t len, struct mgmt_config *cfg, char *err,
 		      size_t errlen)
 {
-	static const char *const keys[] = { "portals", "targets", "state_dir", "nop_interval",
-					    "nop_timeout", NULL };
+	static const char *const keys[] = {"portals",	   "targets",	  "state_dir",
+					   "nop_interval", "nop_timeout", NULL};
 	json_error_t jerr;
 	json_t *root, *portals, *targets, *v;
 	const char *sd;
@@ -544,7 +509,8 @@ int mgmt_config_parse(const char *text, size_t len, struct mgmt_config *cfg, cha
 		snprintf(err, errlen, "portals: expected an array");
 		goto out;
 	}
-	json_array_foreach(portals, i, v) {
+	json_array_foreach(portals, i, v)
+	{
 		if (!json_is_string(v) || !strchr(json_string_value(v), ':')) {
 			snprintf(err, errlen, "portals[%zu]: expected a string \"host:port\"", i);
 			rc = -EINVAL;
@@ -571,8 +537,8 @@ int mgmt_config_parse(const char *text, size_t len, struct mgmt_config *cfg, cha
 	if (rc) {
 		goto out;
 	}
-	rc = get_seconds(root, "nop_timeout", &cfg->has_nop_timeout, &cfg->nop_timeout, err,
-			 errlen);
+	rc =
+	    get_seconds(root, "nop_timeout", &cfg->has_nop_timeout, &cfg->nop_timeout, err, errlen);
 	if (rc) {
 		goto out;
 	}
@@ -582,7 +548,8 @@ int mgmt_config_parse(const char *text, size_t len, struct mgmt_config *cfg, cha
 		snprintf(err, errlen, "targets: expected an array");
 		goto out;
 	}
-	json_array_foreach(targets, i, v) {
+	json_array_foreach(targets, i, v)
+	{
 		snprintf(field, sizeof(field), "targets[%zu]", i);
 		rc = load_target(v, field, cfg, err, errlen);
 		if (rc) {
@@ -722,8 +689,8 @@ json_t *mgmt_config_to_json(const struct mgmt_config *cfg)
 		bad = json_object_set_new(root, "state_dir", json_string(cfg->state_dir)) < 0;
 	}
 	if (!bad && cfg->has_nop_interval) {
-		bad = json_object_set_new(root, "nop_interval", json_integer(cfg->nop_interval)) <
-		      0;
+		bad =
+		    json_object_set_new(root, "nop_interval", json_integer(cfg->nop_interval)) < 0;
 	}
 	if (!bad && cfg->has_nop_timeout) {
 		bad = json_object_set_new(root, "nop_timeout", json_integer(cfg->nop_timeout)) < 0;

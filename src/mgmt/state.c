@@ -23,7 +23,6 @@
 #include <strings.h>
 
 #include "mgmt_internal.h"
-#include "s3tgt/cache.h"
 #include "s3tgt/core.h"
 #include "s3tgt/log.h"
 #include "s3tgt/scsi.h"
@@ -117,15 +116,15 @@ static int build_lu(struct mgmt_state *s, const char *target, uint64_t lun, cons
 		    struct mgmt_lun_rt *out, char *err, size_t errlen)
 {
 	struct store *lower = NULL, *st = NULL;
-	struct scsi_lu_params p = { 0 };
+	struct scsi_lu_params p = {0};
 	struct mgmt_lun_stats *stats;
 	char serial[32], pr_path[4096];
 	uint64_t h = lun_hash(target, lun);
 	char why[384] = "";
 	int rc;
 
-	/* cache options (cache_size, writeback, ...) stack the write-back cache on top */
-	rc = cache_store_open_uri(uri, s->r, &lower, why, sizeof(why));
+	/* the store layer builds the whole stack the URI asks for (cache options: the cache) */
+	rc = store_open_uri(uri, s->r, &lower, why, sizeof(why));
 	if (rc < 0) {
 		snprintf(err, errlen, "uri: %s", why[0] ? why : strerror(-rc));
 		return rc;

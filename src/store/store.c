@@ -15,14 +15,13 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "s3tgt/core.h"
 #include "s3tgt/store.h"
-
-#include "chunk/chunk.h"
 
 #define STORE_EXTRA_MAX 8
 
@@ -36,6 +35,10 @@ static const struct store_ops *const g_store_builtin[] = {
 
 /* Stores registered at run time (tests: fault-injecting or delaying stores). */
 static const struct store_ops *g_store_extra[STORE_EXTRA_MAX];
+
+/* Layers, lowest first (store_layer_register). */
+#define STORE_LAYERS_MAX 4
+static const struct store_layer_ops *g_layers[STORE_LAYERS_MAX];
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -55,9 +58,22 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Closes of every store of the process that finish in the background. */
+static atomic_uint g_closes_pending;
+
+void store_close_background_begin(void)
+{
+	atomic_fetch_add(&g_closes_pending, 1);
+}
+
+void store_close_background_end(void)
+{
+	atomic_fetch_sub(&g_closes_pending, 1);
+}
+
 unsigned store_closes_pending(void)
 {
-	return chunk_store_closes_pending();
+	return atomic_load(&g_closes_pending);
 }
 
 const struct store_ops *store_ops_find(const char *scheme)
@@ -368,7 +384,9 @@ static bool option_known(const struct store_ops *ops, const char *key)
 	return false;
 }
 
-int store_open_uri(const char *uri, struct reactor *r, struct store **out, char *err, size_t errlen)
+/* Open the store uri names, with no layer: every option must be the store's. */
+static int open_plain(const char *uri, struct reactor *r, struct store **out, char *err,
+		      size_t errlen)
 {
 	const struct store_ops *ops;
 	struct store_params p;
@@ -432,6 +450,232 @@ err_free:
 	free(st);
 out:
 	store_params_fini(&p);
+	return rc;
+}
+
+int store_layer_register(const struct store_layer_ops *ops)
+{
+	for (size_t i = 0; i < STORE_LAYERS_MAX; i++) {
+		if (g_layers[i] == ops) {
+			return 0;
+		}
+		if (!g_layers[i]) {
+			g_layers[i] = ops;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+static bool layer_has(const struct store_layer_ops *l, const char *key)
+{
+	for (const char *const *o = l->options; *o; o++) {
+		if (strcmp(*o, key) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static const struct store_layer_ops *layer_of(const char *key)
+{
+	for (size_t i = 0; i < STORE_LAYERS_MAX && g_layers[i]; i++) {
+		if (layer_has(g_layers[i], key)) {
+			return g_layers[i];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Every option of p belongs to its store or to a layer, and each layer given
+ * options accepts their values. active[] gets those layers, lowest first.
+ */
+static int check_params(const struct store_params *p, const struct store_layer_ops **active,
+			unsigned *nactive, char *err, size_t errlen)
+{
+	const struct store_ops *ops = store_ops_find(p->scheme);
+	bool on[STORE_LAYERS_MAX] = {false};
+	int rc;
+
+	if (!ops) {
+		set_err(err, errlen, "unknown store type '%s'", p->scheme);
+		return -ENOENT;
+	}
+	for (size_t i = 0; i < p->nopts; i++) {
+		const struct store_layer_ops *l;
+
+		if (option_known(ops, p->opts[i].key)) {
+			continue;
+		}
+		l = layer_of(p->opts[i].key);
+		if (!l) {
+			set_err(err, errlen, "%s: unknown option '%s'", ops->name, p->opts[i].key);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < STORE_LAYERS_MAX; k++) {
+			on[k] |= g_layers[k] == l;
+		}
+	}
+	*nactive = 0;
+	for (size_t k = 0; k < STORE_LAYERS_MAX && g_layers[k]; k++) {
+		if (!on[k]) {
+			continue;
+		}
+		rc = g_layers[k]->check(p, err, errlen);
+		if (rc) {
+			return rc;
+		}
+		active[(*nactive)++] = g_layers[k];
+	}
+	return 0;
+}
+
+int store_check_uri(const char *uri, char *err, size_t errlen)
+{
+	const struct store_layer_ops *active[STORE_LAYERS_MAX];
+	struct store_params p;
+	unsigned n;
+	int rc;
+
+	rc = store_params_parse(uri, &p, err, errlen);
+	if (rc) {
+		return rc;
+	}
+	rc = check_params(&p, active, &n, err, errlen);
+	store_params_fini(&p);
+	return rc;
+}
+
+/* Is the raw (maybe percent-encoded) option name s[0..len) a layer's option? */
+static bool raw_is_layer_option(const char *s, size_t len)
+{
+	char key[64];
+	size_t j = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (ch == '%' && i + 2 < len && hex_digit(s[i + 1]) >= 0 &&
+		    hex_digit(s[i + 2]) >= 0) {
+			ch = (char)(hex_digit(s[i + 1]) << 4 | hex_digit(s[i + 2]));
+			i += 2;
+		}
+		if (j + 1 >= sizeof(key)) {
+			return false;
+		}
+		key[j++] = ch;
+	}
+	key[j] = '\0';
+	return layer_of(key) != NULL;
+}
+
+/*
+ * The URI of the store below the layers: uri without the layers' options
+ * (new string). Built from the raw text, so the store's own options keep
+ * their spelling.
+ */
+static char *lower_uri(const char *uri)
+{
+	const char *q = strchr(uri, '?');
+	size_t n = strlen(uri);
+	char *out = malloc(n + 1);
+	size_t o;
+	bool first = true;
+
+	if (!out) {
+		return NULL;
+	}
+	o = q ? (size_t)(q - uri) : n;
+	memcpy(out, uri, o);
+	if (q) {
+		const char *s = q + 1;
+
+		for (;;) {
+			const char *amp = strchr(s, '&');
+			size_t len = amp ? (size_t)(amp - s) : strlen(s);
+			const char *eq = memchr(s, '=', len);
+
+			if (!raw_is_layer_option(s, eq ? (size_t)(eq - s) : len)) {
+				out[o++] = first ? '?' : '&';
+				memcpy(out + o, s, len);
+				o += len;
+				first = false;
+			}
+			if (!amp) {
+				break;
+			}
+			s = amp + 1;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+int store_uri_add_option(char **uri, const char *key, const char *value)
+{
+	size_t n = strlen(*uri) + strlen(key) + strlen(value) + 3;
+	char *s = malloc(n);
+
+	if (!s) {
+		return -ENOMEM;
+	}
+	snprintf(s, n, "%s%c%s=%s", *uri, strchr(*uri, '?') ? '&' : '?', key, value);
+	free(*uri);
+	*uri = s;
+	return 0;
+}
+
+int store_open_uri(const char *uri, struct reactor *r, struct store **out, char *err, size_t errlen)
+{
+	const struct store_layer_ops *active[STORE_LAYERS_MAX];
+	struct store_params p;
+	struct store *st = NULL;
+	char *luri = NULL, *own = NULL;
+	unsigned n = 0;
+	int rc;
+
+	rc = store_params_parse(uri, &p, err, errlen);
+	if (rc) {
+		return rc;
+	}
+	rc = check_params(&p, active, &n, err, errlen);
+	if (rc || n == 0) {
+		store_params_fini(&p);
+		return rc ? rc : open_plain(uri, r, out, err, errlen);
+	}
+	luri = lower_uri(uri);
+	own = strdup(uri);
+	if (!luri || !own) {
+		set_err(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < n && !rc; i++) {
+		if (active[i]->prepare) {
+			rc = active[i]->prepare(&p, &luri, err, errlen);
+		}
+	}
+	if (rc) {
+		goto out;
+	}
+	rc = open_plain(luri, r, &st, err, errlen);
+	for (unsigned i = 0; i < n && !rc; i++) {
+		/* wrap takes st: on failure it is closed already */
+		rc = active[i]->wrap(st, &p, &st, err, errlen);
+	}
+	if (rc) {
+		goto out;
+	}
+	/* The stack answers to the URI it was opened from. */
+	free(st->uri);
+	st->uri = own;
+	own = NULL;
+	*out = st;
+out:
+	store_params_fini(&p);
+	free(own);
+	free(luri);
 	return rc;
 }
 

@@ -1566,18 +1566,10 @@ void chunk_store_quiesce(struct store *st)
 	cs->quiescing = false;
 }
 
-/* Every chunk store of the process: the daemon waits for them at exit. */
-static atomic_uint g_closes_pending;
-
-unsigned chunk_store_closes_pending(void)
-{
-	return atomic_load(&g_closes_pending);
-}
-
 static void released_msg(void *arg)
 {
 	chunk_store_free(arg);
-	atomic_fetch_sub(&g_closes_pending, 1);
+	store_close_background_end();
 }
 
 void chunk_store_close(struct store *st)
@@ -1597,12 +1589,12 @@ void chunk_store_close(struct store *st)
 	 * loop has stopped, and a synchronous release is what is left.
 	 */
 	if (cs->lease && reactor_is_current(st->reactor)) {
-		atomic_fetch_add(&g_closes_pending, 1);
+		store_close_background_begin();
 		if (chunk_lease_release_async(cs->lease, released_msg, cs) == 0) {
 			cs->lease = NULL;
 			return;
 		}
-		atomic_fetch_sub(&g_closes_pending, 1);
+		store_close_background_end();
 	}
 	chunk_store_free(cs);
 }

@@ -54,8 +54,6 @@ int chunk_store_open(struct store *st, const struct store_params *p, const struc
 int chunk_store_submit(struct store *st, struct store_io *io);
 void chunk_store_close(struct store *st);
 void chunk_store_quiesce(struct store *st);
-/* store_closes_pending() for the chunk stores. */
-unsigned chunk_store_closes_pending(void);
 int chunk_store_lba_status(struct store *st, uint64_t offset, bool *mapped, uint64_t *run);
 int chunk_store_resize(struct store *st, uint64_t new_size);
 const char *chunk_store_volume_id(struct store *st);

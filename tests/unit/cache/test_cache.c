@@ -876,8 +876,17 @@ static void test_open_uri(void **state)
 	char err[256];
 	uint8_t w[4096], r[4096];
 
-	assert_int_equal(cache_store_open_uri("ram:?size=8M&cache_size=4M&cache_uploads=2", f->r,
-					      &st, err, sizeof(err)),
+	/* The cache is a layer of store_open_uri(), once registered (the daemon's main does it). */
+	assert_int_equal(store_open_uri("ram:?size=8M&cache_size=4M", f->r, &st, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "unknown option 'cache_size'"));
+	assert_int_equal(store_layer_register(&cache_layer_ops), 0);
+	assert_int_equal(store_check_uri("ram:?size=8M&cache_size=4M", err, sizeof(err)), 0);
+	assert_int_equal(store_check_uri("ram:?size=8M&cache_size=lots", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "cache_size"));
+	assert_int_equal(store_open_uri("ram:?size=8M&cache_size=4M&cache_uploads=2", f->r, &st,
+					err, sizeof(err)),
 			 0);
 	assert_true(cache_store_is(st));
 	assert_true(st->caps & STORE_CAP_WRITE_CACHE);
@@ -890,24 +899,23 @@ static void test_open_uri(void **state)
 	store_close(st);
 	run_until(f->r, NULL, NULL, 20);
 	/* Without cache options it is the plain store. */
-	assert_int_equal(cache_store_open_uri("ram:?size=1M", f->r, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_open_uri("ram:?size=1M", f->r, &st, err, sizeof(err)), 0);
 	assert_false(cache_store_is(st));
 	store_close(st);
 	assert_int_equal(
-	    cache_store_open_uri("ram:?size=8M&cache_size=4M&bogus=1", f->r, &st, err, sizeof(err)),
+	    store_open_uri("ram:?size=8M&cache_size=4M&bogus=1", f->r, &st, err, sizeof(err)),
 	    -EINVAL);
 	assert_non_null(strstr(err, "bogus"));
-	assert_int_equal(
-	    cache_store_open_uri("ram:?size=8M&writeback=2", f->r, &st, err, sizeof(err)), -EINVAL);
+	assert_int_equal(store_open_uri("ram:?size=8M&writeback=2", f->r, &st, err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "writeback"));
-	assert_int_equal(
-	    cache_store_open_uri("ram:?size=8M&cache_size=1M", f->r, &st, err, sizeof(err)),
-	    -EINVAL);
+	assert_int_equal(store_open_uri("ram:?size=8M&cache_size=1M", f->r, &st, err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "cache_size"));
 	/* writeback=0: write-through, no WCE. */
-	assert_int_equal(cache_store_open_uri("ram:?size=8M&cache_size=4M&writeback=0", f->r, &st,
-					      err, sizeof(err)),
-			 0);
+	assert_int_equal(
+	    store_open_uri("ram:?size=8M&cache_size=4M&writeback=0", f->r, &st, err, sizeof(err)),
+	    0);
 	assert_false(st->caps & STORE_CAP_WRITE_CACHE);
 	store_close(st);
 	run_until(f->r, NULL, NULL, 20);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "mgmt_internal.h"
+#include "s3tgt/cache.h"
 #include "s3tgt/core.h"
 #include "s3tgt/scsi.h"
 
@@ -39,7 +40,10 @@ static struct fixture *g_fx;
 static void fx_state(struct fixture *fx, struct mgmt_state **out)
 {
 	struct mgmt_state_opts o = {
-		.r = fx->r, .srv = fx->srv, .config_path = fx->cfgpath, .version = "9.9",
+	    .r = fx->r,
+	    .srv = fx->srv,
+	    .config_path = fx->cfgpath,
+	    .version = "9.9",
 	};
 	char err[256] = "";
 
@@ -157,8 +161,7 @@ static void test_targets(void **state)
 	expect_status(call(fx->s, "POST", "/v1/targets", NULL, false), 400, "body");
 	expect_status(call(fx->s, "POST", "/v1/targets", "{", false), 400, "body");
 	expect_status(call(fx->s, "POST", "/v1/targets", "[]", false), 400, "body");
-	expect_status(call(fx->s, "POST", "/v1/targets", "{\"name\":\"bad\"}", false), 400,
-		      "name");
+	expect_status(call(fx->s, "POST", "/v1/targets", "{\"name\":\"bad\"}", false), 400, "name");
 	expect_status(call(fx->s, "POST", "/v1/targets", "{\"name\":1}", false), 400, "name");
 	expect_status(call(fx->s, "POST", "/v1/targets", "{\"nam\":\"x\"}", false), 400, "nam");
 	c = call(fx->s, "POST", "/v1/targets", "{\"name\":\"" T1 "\",\"alias\":\"disk\"}", false);
@@ -171,8 +174,8 @@ static void test_targets(void **state)
 	expect_status(c, 200, NULL);
 	assert_int_equal(json_array_size(c->j), 1);
 	expect_status(call(fx->s, "GET", "/v1/targets/" T1, NULL, false), 200, NULL);
-	expect_status(call(fx->s, "GET", "/v1/targets/iqn.2026-11.io.s3tgt:nope", NULL, false),
-		      404, "target");
+	expect_status(call(fx->s, "GET", "/v1/targets/iqn.2026-11.io.s3tgt:nope", NULL, false), 404,
+		      "target");
 	expect_status(call(fx->s, "DELETE", "/v1/targets/" T1, NULL, false), 204, NULL);
 	assert_null(iscsi_server_find_target(fx->srv, T1));
 	expect_status(call(fx->s, "DELETE", "/v1/targets/" T1, NULL, false), 404, "target");
@@ -218,7 +221,8 @@ static void test_luns(void **state)
 			   "{\"lun\":10,\"uri\":\"ram:?size=2M&cache_size=lots\"}", false),
 		      400, "uri");
 	c = call(fx->s, "GET", "/metrics", NULL, false);
-	assert_non_null(strstr(c->req.reply, "s3tgt_cache_dirty_bytes{target=\"" T1 "\",lun=\"9\"} 0"));
+	assert_non_null(
+	    strstr(c->req.reply, "s3tgt_cache_dirty_bytes{target=\"" T1 "\",lun=\"9\"} 0"));
 	expect_status(call(fx->s, "DELETE", "/v1/targets/" T1 "/luns/9", NULL, false), 204, NULL);
 	c = call(fx->s, "GET", "/v1/luns", NULL, false);
 	expect_status(c, 200, NULL);
@@ -252,12 +256,12 @@ static void test_luns(void **state)
 
 	c = call(fx->s, "GET", "/metrics", NULL, false);
 	expect_status(c, 200, NULL);
-	assert_non_null(strstr(c->req.reply, "s3tgt_lun_ops_total{target=\"" T1
-					     "\",lun=\"0\",op=\"read\"} 0"));
+	assert_non_null(
+	    strstr(c->req.reply, "s3tgt_lun_ops_total{target=\"" T1 "\",lun=\"0\",op=\"read\"} 0"));
 	assert_non_null(strstr(c->req.reply, "s3tgt_lun_latency_seconds_bucket{target=\"" T1
 					     "\",lun=\"0\",op=\"write\",le=\"+Inf\"} 0"));
-	assert_non_null(strstr(c->req.reply, "s3tgt_lun_size_bytes{target=\"" T1
-					     "\",lun=\"0\"} 4194304"));
+	assert_non_null(
+	    strstr(c->req.reply, "s3tgt_lun_size_bytes{target=\"" T1 "\",lun=\"0\"} 4194304"));
 	assert_non_null(strstr(c->req.reply, "s3tgt_sessions{target=\"" T1 "\"} 0"));
 }
 
@@ -292,8 +296,9 @@ static void test_acl(void **state)
 	c = call(fx->s, "GET", "/v1/targets/" T1 "/acl", NULL, false);
 	assert_int_equal(json_array_size(json_object_get(c->j, "networks")), 1);
 	{
-		struct mgmt_req r = { .method = "DELETE", .path = "/v1/targets/" T1 "/acl/networks",
-				      .cidr = "127.0.0.0/08" };
+		struct mgmt_req r = {.method = "DELETE",
+				     .path = "/v1/targets/" T1 "/acl/networks",
+				     .cidr = "127.0.0.0/08"};
 		assert_true(mgmt_api_handle(fx->s, &r));
 		assert_int_equal(r.status, 200);
 		mgmt_req_fini(&r);
@@ -465,7 +470,7 @@ static long http(const char *sock, const char *url, const char *method, const ch
 {
 	CURL *h = curl_easy_init();
 	struct curl_slist *hd = NULL;
-	struct buf b = { 0 };
+	struct buf b = {0};
 	char auth[128];
 	long status = 0;
 
@@ -517,7 +522,7 @@ static void test_http(void **state)
 {
 	struct fixture *fx = *state;
 	struct mgmt_server *m;
-	struct mgmt_server_opts o = { 0 };
+	struct mgmt_server_opts o = {0};
 	char sock[160], err[256] = "", *out = NULL, *big;
 	char tcp[32];
 	struct stat sb;
@@ -541,7 +546,7 @@ static void test_http(void **state)
 	{
 		/* a second server on the same live socket is refused, not stolen */
 		struct mgmt_server *m2;
-		struct mgmt_server_opts o2 = { .socket_path = sock };
+		struct mgmt_server_opts o2 = {.socket_path = sock};
 		assert_int_equal(mgmt_server_start(fx->s, &o2, &m2, err, sizeof(err)), -EADDRINUSE);
 		assert_non_null(strstr(err, "another daemon"));
 	}
@@ -550,13 +555,11 @@ static void test_http(void **state)
 	assert_int_equal(http(sock, "http://x/v1/version", "GET", NULL, NULL, &out), 200);
 	assert_non_null(strstr(out, "\"api\":\"v1\""));
 	free(out);
-	assert_int_equal(http(sock, "http://x/v1/targets", "POST", "{\"name\":\"" T1 "\"}", NULL,
-			      NULL),
-			 201);
+	assert_int_equal(
+	    http(sock, "http://x/v1/targets", "POST", "{\"name\":\"" T1 "\"}", NULL, NULL), 201);
 	assert_int_equal(http(sock, "http://x/v1/targets", "PUT", "{}", NULL, NULL), 405);
-	assert_int_equal(http(sock, "http://x/v1/targets/" T1 "?force=true", "GET", NULL, NULL,
-			      &out),
-			 200);
+	assert_int_equal(
+	    http(sock, "http://x/v1/targets/" T1 "?force=true", "GET", NULL, NULL, &out), 200);
 	free(out);
 	big = malloc(MGMT_BODY_MAX + 2);
 	memset(big, ' ', MGMT_BODY_MAX + 1);
@@ -739,6 +742,7 @@ int main(void)
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	store_register(&g_fake_ops);
+	store_layer_register(&cache_layer_ops);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
 	return rc;

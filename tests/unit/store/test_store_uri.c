@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -208,12 +210,172 @@ static void test_register(void **state)
 	assert_non_null(strstr(err, "not a positive multiple"));
 }
 
+/*
+ * Two layers: "lo" (option lo=N) and "hi" (option hi=N), registered lo first.
+ * Each wraps its lower store in a pass-through store whose uri records the
+ * stacking; "lo" adds the fake store's knob to the lower URI (prepare).
+ */
+struct layer_fx {
+	struct store *lower;
+};
+
+static int pass_submit(struct store *st, struct store_io *io)
+{
+	struct layer_fx *x = st->priv;
+
+	return store_submit(x->lower, io);
+}
+
+static void pass_close(struct store *st)
+{
+	struct layer_fx *x = st->priv;
+
+	store_close(x->lower);
+	free(x);
+}
+
+static const struct store_ops g_pass_ops = {
+    .name = "pass",
+    .submit = pass_submit,
+    .close = pass_close,
+};
+
+static int g_wraps;
+static char g_order[64];
+
+static int layer_check(const struct store_params *p, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < p->nopts; i++) {
+		if ((strcmp(p->opts[i].key, "lo") == 0 || strcmp(p->opts[i].key, "hi") == 0) &&
+		    strcmp(p->opts[i].value, "bad") == 0) {
+			snprintf(err, errlen, "%s: bad value", p->opts[i].key);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int lo_prepare(const struct store_params *p, char **lower_uri, char *err, size_t errlen)
+{
+	return store_uri_add_option(lower_uri, "knob", "7");
+}
+
+static int layer_wrap(struct store *lower, const struct store_params *p, struct store **out,
+		      char *err, size_t errlen, const char *name)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	struct layer_fx *x = calloc(1, sizeof(*x));
+
+	assert_non_null(st);
+	assert_non_null(x);
+	if (store_param_get(p, name) && strcmp(store_param_get(p, name), "fail") == 0) {
+		free(st);
+		free(x);
+		store_close(lower);
+		snprintf(err, errlen, "%s: wrap failed", name);
+		return -EIO;
+	}
+	x->lower = lower;
+	*st = *lower;
+	st->ops = &g_pass_ops;
+	st->priv = x;
+	st->uri = strdup(name);
+	g_wraps++;
+	strncat(g_order, name, sizeof(g_order) - strlen(g_order) - 1);
+	*out = st;
+	return 0;
+}
+
+static int lo_wrap(struct store *lower, const struct store_params *p, struct store **out, char *err,
+		   size_t errlen)
+{
+	return layer_wrap(lower, p, out, err, errlen, "lo");
+}
+
+static int hi_wrap(struct store *lower, const struct store_params *p, struct store **out, char *err,
+		   size_t errlen)
+{
+	return layer_wrap(lower, p, out, err, errlen, "hi");
+}
+
+static const char *const g_lo_opts[] = {"lo", NULL};
+static const char *const g_hi_opts[] = {"hi", NULL};
+static const struct store_layer_ops g_lo = {.name = "lo",
+					    .options = g_lo_opts,
+					    .check = layer_check,
+					    .prepare = lo_prepare,
+					    .wrap = lo_wrap};
+static const struct store_layer_ops g_hi = {
+    .name = "hi", .options = g_hi_opts, .check = layer_check, .wrap = hi_wrap};
+
+static void test_layers(void **state)
+{
+	struct store *st = NULL;
+	struct layer_fx *x;
+	char err[256];
+
+	/* Unregistered, a layer's option is unknown to the store. */
+	assert_int_equal(store_check_uri("fake:x?size=1M&hi=1", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "fake: unknown option 'hi'");
+	if (!store_ops_find("fake")) {
+		assert_int_equal(store_register(&g_fake_ops), 0);
+	}
+	assert_int_equal(store_layer_register(&g_lo), 0);
+	assert_int_equal(store_layer_register(&g_hi), 0);
+	assert_int_equal(store_layer_register(&g_hi), 0);
+
+	/* Both layers, lo below hi whatever the option order; the top has the whole URI. */
+	assert_int_equal(store_open_uri("fake:x?hi=1&size=1M&lo=1", NULL, &st, err, sizeof(err)),
+			 0);
+	assert_string_equal(g_order, "lohi");
+	assert_string_equal(st->uri, "fake:x?hi=1&size=1M&lo=1");
+	x = st->priv;
+	assert_string_equal(x->lower->uri, "lo");
+	x = x->lower->priv;
+	/* The store below got its own options only, plus what lo's prepare added. */
+	assert_string_equal(x->lower->uri, "fake:x?size=1M&knob=7");
+	assert_ptr_equal(x->lower->ops, &g_fake_ops);
+	store_close(st);
+
+	/* Only the layers given options stack; none: the plain store. */
+	g_order[0] = '\0';
+	assert_int_equal(store_open_uri("fake:x?size=1M&hi=2", NULL, &st, err, sizeof(err)), 0);
+	assert_string_equal(g_order, "hi");
+	x = st->priv;
+	assert_string_equal(x->lower->uri, "fake:x?size=1M");
+	store_close(st);
+	g_wraps = 0;
+	assert_int_equal(store_open_uri("fake:x?size=1M&knob=1", NULL, &st, err, sizeof(err)), 0);
+	assert_int_equal(g_wraps, 0);
+	assert_ptr_equal(st->ops, &g_fake_ops);
+	store_close(st);
+
+	/* Checks: a bad value is refused before anything opens; an unknown option names the store.
+	 */
+	assert_int_equal(store_check_uri("fake:x?size=1M&lo=bad", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "lo: bad value");
+	assert_int_equal(store_open_uri("fake:x?size=1M&hi=bad", NULL, &st, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "hi: bad value");
+	assert_int_equal(store_check_uri("fake:x?size=1M&lo=1&nope=1", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "fake: unknown option 'nope'");
+	assert_int_equal(store_check_uri("fake:x?size=1M&lo=1&hi=1", err, sizeof(err)), 0);
+
+	/* A failing wrap above a successful one: the error, nothing left open (ASan, valgrind). */
+	g_wraps = 0;
+	assert_int_equal(store_open_uri("fake:x?size=1M&lo=1&hi=fail", NULL, &st, err, sizeof(err)),
+			 -EIO);
+	assert_string_equal(err, "hi: wrap failed");
+	assert_int_equal(g_wraps, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_basic),	    cmocka_unit_test(test_parse_opts_and_decoding),
 	    cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_error_buffer_small),
 	    cmocka_unit_test(test_open_uri_checks), cmocka_unit_test(test_register),
+	    cmocka_unit_test(test_layers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
