@@ -4,7 +4,8 @@
  * LU, and a socketpair whose far end is an iSCSI connection on that server.
  * The test plays the initiator on f->fd (non-blocking) with raw PDUs; the
  * reactor runs only inside pump()/pump_ms(), so nothing happens on the
- * target side between two calls.
+ * target side between two calls. The helpers below build Login and Text
+ * requests, exchange them and look up keys in the answers.
  */
 #ifndef S3TGT_ISCSI_TEST_UTIL_H
 #define S3TGT_ISCSI_TEST_UTIL_H
@@ -26,6 +27,9 @@
 #include "s3tgt/store.h"
 
 #define ISCSI_TEST_PDU_MAX 70000 /* largest PDU a test sends: BHS + data + padding */
+
+/* A string literal of NUL-separated keys and its length without the final NUL. */
+#define KEYS(s) s, sizeof(s) - 1
 
 struct fixture {
 	struct reactor *r;
@@ -60,7 +64,7 @@ static __attribute__((unused)) struct fixture *fixture_create(const char *tgt, c
 							      const char *serial, uint64_t naa_id)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct scsi_lu_params lp = { .serial = serial, .naa_id = naa_id };
+	struct scsi_lu_params lp = {.serial = serial, .naa_id = naa_id};
 	struct store *st;
 	struct scsi_lu *lu;
 	char err[128];
@@ -93,6 +97,13 @@ static __attribute__((unused)) void fixture_destroy(struct fixture *f)
 	free(f);
 }
 
+/* cmocka teardown for a fixture that setup stored in *state. */
+static __attribute__((unused)) int fixture_teardown(void **state)
+{
+	fixture_destroy(*state);
+	return 0;
+}
+
 /* Send one PDU (no digests): bhs with DataSegmentLength set to tlen, data, padding. */
 static __attribute__((unused)) void send_pdu(struct fixture *f, const uint8_t *bhs,
 					     const char *text, size_t tlen)
@@ -115,8 +126,7 @@ static __attribute__((unused)) void send_pdu(struct fixture *f, const uint8_t *b
 }
 
 /* Read one PDU already sent; returns its data length, or -1 on EOF or nothing there. */
-static __attribute__((unused)) int recv_pdu(struct fixture *f, uint8_t *bhs, char *data,
-					    size_t cap)
+static __attribute__((unused)) int recv_pdu(struct fixture *f, uint8_t *bhs, char *data, size_t cap)
 {
 	uint32_t dl;
 	ssize_t n = read(f->fd, bhs, ISCSI_BHS_LEN);
@@ -137,7 +147,7 @@ static __attribute__((unused)) int recv_pdu(struct fixture *f, uint8_t *bhs, cha
 static __attribute__((unused)) void login_bhs(uint8_t *bhs, uint8_t flags, uint16_t tsih,
 					      uint32_t cmdsn)
 {
-	static const uint8_t isid[6] = { 0x80, 0, 0, 0x01, 0, 0 };
+	static const uint8_t isid[6] = {0x80, 0, 0, 0x01, 0, 0};
 
 	memset(bhs, 0, ISCSI_BHS_LEN);
 	bhs[0] = ISCSI_OP_LOGIN_REQ | ISCSI_OP_IMMEDIATE;
@@ -145,6 +155,38 @@ static __attribute__((unused)) void login_bhs(uint8_t *bhs, uint8_t flags, uint1
 	memcpy(bhs + ISCSI_LOGIN_ISID, isid, 6);
 	put_be16(bhs + ISCSI_LOGIN_TSIH, tsih);
 	put_be32(bhs + ISCSI_BHS_ITT, 0x1000);
+	put_be32(bhs + ISCSI_BHS_CMDSN, cmdsn);
+}
+
+/*
+ * Send one Login Request (login_bhs with TSIH 0) carrying len bytes of keys
+ * and read the response into rsp/data; returns what recv_pdu returns.
+ */
+static __attribute__((unused)) int login_exchange(struct fixture *f, uint8_t flags, uint32_t cmdsn,
+						  const char *keys, size_t len, uint8_t *rsp,
+						  char *data, size_t cap)
+{
+	uint8_t bhs[ISCSI_BHS_LEN];
+
+	login_bhs(bhs, flags, 0, cmdsn);
+	send_pdu(f, bhs, keys, len);
+	return recv_pdu(f, rsp, data, cap);
+}
+
+/* Status-Class and Status-Detail of a Login Response as one number (RFC 7143 11.13.5). */
+static __attribute__((unused)) uint16_t login_status(const uint8_t *rsp)
+{
+	return get_be16(rsp + ISCSI_LOGIN_STATUS_CLASS);
+}
+
+/* An immediate Text Request header, F=1, TTT 0xffffffff (RFC 7143 11.10). */
+static __attribute__((unused)) void text_bhs(uint8_t *bhs, uint32_t itt, uint32_t cmdsn)
+{
+	memset(bhs, 0, ISCSI_BHS_LEN);
+	bhs[0] = ISCSI_OP_TEXT_REQ | ISCSI_OP_IMMEDIATE;
+	bhs[1] = ISCSI_FLAG_FINAL;
+	put_be32(bhs + ISCSI_BHS_ITT, itt);
+	put_be32(bhs + ISCSI_BHS_TTT, ISCSI_RSVD_TAG);
 	put_be32(bhs + ISCSI_BHS_CMDSN, cmdsn);
 }
 

@@ -15,27 +15,20 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	fixture_destroy(*state);
-	return 0;
-}
-
 static const char g_sec[] = "InitiatorName=iqn.2026-11.test:init\0SessionType=Normal\0"
 			    "TargetName=" TGT "\0AuthMethod=None\0";
 
 static uint16_t login_normal(struct fixture *f)
 {
-	uint8_t bhs[48], rsp[48];
+	uint8_t rsp[48];
 	char data[8192];
 	static const char op[] = "HeaderDigest=None\0DataDigest=None\0"
 				 "MaxRecvDataSegmentLength=65536\0ImmediateData=Yes\0"
 				 "InitialR2T=No\0X-com.example.Foo=1\0";
 	int n;
 
-	login_bhs(bhs, ISCSI_LOGIN_FLAG_TRANSIT | (0 << 2) | 1, 0, 7);
-	send_pdu(f, bhs, g_sec, sizeof(g_sec) - 1);
-	n = recv_pdu(f, rsp, data, sizeof(data));
+	n = login_exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | (0 << 2) | 1, 7, KEYS(g_sec), rsp, data,
+			   sizeof(data));
 	assert_true(n > 0);
 	assert_int_equal(rsp[0], ISCSI_OP_LOGIN_RSP);
 	assert_int_equal(rsp[ISCSI_LOGIN_STATUS_CLASS], 0);
@@ -44,9 +37,8 @@ static uint16_t login_normal(struct fixture *f)
 	assert_true(has_key(data, n, "AuthMethod=None"));
 	assert_true(has_key(data, n, "TargetAlias=alias1"));
 
-	login_bhs(bhs, ISCSI_LOGIN_FLAG_TRANSIT | (1 << 2) | 3, 0, 7);
-	send_pdu(f, bhs, op, sizeof(op) - 1);
-	n = recv_pdu(f, rsp, data, sizeof(data));
+	n = login_exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | (1 << 2) | 3, 7, KEYS(op), rsp, data,
+			   sizeof(data));
 	assert_true(n > 0);
 	assert_int_equal(rsp[ISCSI_LOGIN_STATUS_CLASS], 0);
 	assert_int_equal(rsp[1], ISCSI_LOGIN_FLAG_TRANSIT | (1 << 2) | 3);
@@ -59,7 +51,6 @@ static uint16_t login_normal(struct fixture *f)
 	assert_true(get_be16(rsp + ISCSI_LOGIN_TSIH) != 0);
 	return get_be16(rsp + ISCSI_LOGIN_TSIH);
 }
-
 
 static uint32_t get_le32(const uint8_t *p)
 {
@@ -77,19 +68,17 @@ static void put_le32(uint8_t *p, uint32_t v)
 static void test_digests(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t bhs[48], rsp[48], pdu[128], in[128];
+	uint8_t rsp[48], pdu[128], in[128];
 	char data[8192];
 	static const char op[] = "HeaderDigest=CRC32C,None\0DataDigest=CRC32C\0";
 	size_t n = 0;
 	ssize_t got;
 	int len;
 
-	login_bhs(bhs, ISCSI_LOGIN_FLAG_TRANSIT | 1, 0, 3);
-	send_pdu(f, bhs, g_sec, sizeof(g_sec) - 1);
-	assert_true(recv_pdu(f, rsp, data, sizeof(data)) > 0);
-	login_bhs(bhs, ISCSI_LOGIN_FLAG_TRANSIT | (1 << 2) | 3, 0, 3);
-	send_pdu(f, bhs, op, sizeof(op) - 1);
-	len = recv_pdu(f, rsp, data, sizeof(data));
+	assert_true(login_exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | 1, 3, KEYS(g_sec), rsp, data,
+				   sizeof(data)) > 0);
+	len = login_exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | (1 << 2) | 3, 3, KEYS(op), rsp, data,
+			     sizeof(data));
 	assert_true(has_key(data, len, "HeaderDigest=CRC32C"));
 	assert_true(has_key(data, len, "DataDigest=CRC32C"));
 
@@ -130,7 +119,6 @@ static void test_digests(void **state)
 	assert_int_equal(read(f->fd, in, sizeof(in)), 0);
 }
 
-
 static void scsi_cmd_bhs(uint8_t *bhs, uint8_t flags, uint32_t itt, uint32_t edtl, uint32_t cmdsn,
 			 uint8_t op)
 {
@@ -144,10 +132,10 @@ static void scsi_cmd_bhs(uint8_t *bhs, uint8_t flags, uint32_t itt, uint32_t edt
 	bhs[ISCSI_CMD_CDB + 8] = 8; /* 8 blocks of 512 */
 }
 
-static void data_out(struct fixture *f, uint32_t itt, uint32_t ttt, uint32_t datasn,
-		     uint32_t off, const char *data, size_t len)
+static void data_out(struct fixture *f, uint32_t itt, uint32_t ttt, uint32_t datasn, uint32_t off,
+		     const char *data, size_t len)
 {
-	uint8_t bhs[48] = { ISCSI_OP_DATA_OUT, 0x80 };
+	uint8_t bhs[48] = {ISCSI_OP_DATA_OUT, 0x80};
 
 	put_be32(bhs + ISCSI_BHS_ITT, itt);
 	put_be32(bhs + ISCSI_BHS_TTT, ttt);
@@ -329,7 +317,7 @@ static void expect_fail(struct fixture *f, uint16_t status)
 
 	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
 	assert_int_equal(rsp[0], ISCSI_OP_LOGIN_RSP);
-	assert_int_equal(get_be16(rsp + ISCSI_LOGIN_STATUS_CLASS), status);
+	assert_int_equal(login_status(rsp), status);
 	assert_int_equal(read(f->fd, data, 1), 0); /* closed */
 }
 
@@ -337,7 +325,8 @@ static void test_target_not_found(void **state)
 {
 	struct fixture *f = *state;
 	uint8_t bhs[48];
-	static const char t[] = "InitiatorName=iqn.2026-11.test:init\0TargetName=iqn.2026-11.test:nope\0";
+	static const char t[] =
+	    "InitiatorName=iqn.2026-11.test:init\0TargetName=iqn.2026-11.test:nope\0";
 
 	login_bhs(bhs, ISCSI_LOGIN_FLAG_TRANSIT | 1, 0, 1);
 	send_pdu(f, bhs, t, sizeof(t) - 1);
@@ -402,7 +391,7 @@ static void test_malformed_keys(void **state)
 static void test_non_login_first(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t bhs[48] = { ISCSI_OP_SCSI_CMD };
+	uint8_t bhs[48] = {ISCSI_OP_SCSI_CMD};
 	char c;
 
 	send_pdu(f, bhs, NULL, 0);
@@ -412,18 +401,17 @@ static void test_non_login_first(void **state)
 static void test_continued_login_keys(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t bhs[48], rsp[48];
+	uint8_t rsp[48];
 	char data[8192];
 	int n;
 
 	/* First half with C=1: empty response; then the rest. */
-	login_bhs(bhs, ISCSI_LOGIN_FLAG_CONTINUE | 1, 0, 1);
-	send_pdu(f, bhs, g_sec, 20);
-	assert_int_equal(recv_pdu(f, rsp, data, sizeof(data)), 0);
+	assert_int_equal(
+	    login_exchange(f, ISCSI_LOGIN_FLAG_CONTINUE | 1, 1, g_sec, 20, rsp, data, sizeof(data)),
+	    0);
 	assert_int_equal(rsp[ISCSI_LOGIN_STATUS_CLASS], 0);
-	login_bhs(bhs, ISCSI_LOGIN_FLAG_TRANSIT | 1, 0, 1);
-	send_pdu(f, bhs, g_sec + 20, sizeof(g_sec) - 1 - 20);
-	n = recv_pdu(f, rsp, data, sizeof(data));
+	n = login_exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | 1, 1, g_sec + 20, sizeof(g_sec) - 1 - 20,
+			   rsp, data, sizeof(data));
 	assert_true(n > 0);
 	assert_int_equal(rsp[ISCSI_LOGIN_STATUS_CLASS], 0);
 	assert_true(has_key(data, n, "AuthMethod=None"));
@@ -443,27 +431,20 @@ static void test_discovery_sendtargets(void **state)
 
 	for (int i = 0; i < 40; i++) {
 		char name[128];
-		snprintf(name, sizeof(name), "iqn.2026-11.test:a-rather-long-target-name-number-%02d", i);
+		snprintf(name, sizeof(name),
+			 "iqn.2026-11.test:a-rather-long-target-name-number-%02d", i);
 		assert_int_equal(scsi_target_create(name, &extra[i]), 0);
 		assert_int_equal(iscsi_server_add_target(f->srv, extra[i], NULL, NULL), 0);
 	}
-	login_bhs(bhs, ISCSI_LOGIN_FLAG_TRANSIT | 1, 0, 1);
-	send_pdu(f, bhs, disc, sizeof(disc) - 1);
-	n = recv_pdu(f, rsp, data, sizeof(data));
+	n = login_exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | 1, 1, KEYS(disc), rsp, data, sizeof(data));
 	assert_int_equal(rsp[ISCSI_LOGIN_STATUS_CLASS], 0);
 	assert_false(has_key(data, n, "TargetPortalGroupTag=1"));
-	login_bhs(bhs, ISCSI_LOGIN_FLAG_TRANSIT | (1 << 2) | 3, 0, 1);
-	send_pdu(f, bhs, op, sizeof(op) - 1);
-	n = recv_pdu(f, rsp, data, sizeof(data));
+	n = login_exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | (1 << 2) | 3, 1, KEYS(op), rsp, data,
+			   sizeof(data));
 	assert_int_equal(rsp[ISCSI_LOGIN_STATUS_CLASS], 0);
 	assert_true(has_key(data, n, "MaxBurstLength=Irrelevant"));
 
-	memset(bhs, 0, 48);
-	bhs[0] = ISCSI_OP_TEXT_REQ | ISCSI_OP_IMMEDIATE;
-	bhs[1] = 0x80;
-	put_be32(bhs + ISCSI_BHS_ITT, 0x55);
-	put_be32(bhs + ISCSI_BHS_TTT, ISCSI_RSVD_TAG);
-	put_be32(bhs + ISCSI_BHS_CMDSN, 1);
+	text_bhs(bhs, 0x55, 1);
 	send_pdu(f, bhs, "SendTargets=All", 16);
 	for (int round = 0; round < 100; round++) {
 		n = recv_pdu(f, rsp, data, sizeof(data));
@@ -499,7 +480,8 @@ static void test_discovery_sendtargets(void **state)
 	pump(f);
 	for (int i = 0; i < 40; i++) {
 		char name[128];
-		snprintf(name, sizeof(name), "iqn.2026-11.test:a-rather-long-target-name-number-%02d", i);
+		snprintf(name, sizeof(name),
+			 "iqn.2026-11.test:a-rather-long-target-name-number-%02d", i);
 		assert_int_equal(iscsi_server_remove_target(f->srv, name), 0);
 		scsi_target_destroy(extra[i]);
 	}
@@ -563,21 +545,21 @@ static void test_cmdsn_window(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_login_nop_logout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_digests, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_r2t_read_datain, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_abort_task, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_target_not_found, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_missing_initiator, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_version, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_tsih, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_transit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed_keys, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_non_login_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_continued_login_keys, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_discovery_sendtargets, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reinstatement, setup, teardown),
-		cmocka_unit_test(test_cmdsn_window),
+	    cmocka_unit_test_setup_teardown(test_login_nop_logout, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_digests, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_write_r2t_read_datain, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_abort_task, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_target_not_found, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_initiator, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_version, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_tsih, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_transit, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed_keys, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_non_login_first, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_continued_login_keys, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_discovery_sendtargets, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_reinstatement, setup, fixture_teardown),
+	    cmocka_unit_test(test_cmdsn_window),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

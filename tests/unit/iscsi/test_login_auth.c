@@ -18,47 +18,24 @@
 static int setup(void **state)
 {
 	struct fixture *f = fixture_create(TGT, NULL, "a0", 0x3000000000000003ull);
-	struct iscsi_chap_config c = { 0 };
+	struct iscsi_chap_config c = {0};
 
 	snprintf(c.user, sizeof(c.user), "alice");
 	snprintf(c.secret, sizeof(c.secret), "secretsecret1");
 	snprintf(c.mutual_user, sizeof(c.mutual_user), "tgt");
 	snprintf(c.mutual_secret, sizeof(c.mutual_secret), "mutualsecret99");
 	assert_int_equal(iscsi_server_set_chap(f->srv, TGT, &c), 0);
+	/* CHAP and ACL are owned by the target entry: fixture_teardown frees them (ASan checks). */
 	*state = f;
 	return 0;
-}
-
-static int teardown(void **state)
-{
-	/* CHAP and ACL are owned by the target entry: destroy frees them (ASan checks). */
-	fixture_destroy(*state);
-	return 0;
-}
-
-/* Send one login request (text with embedded NULs, length given) and read the answer. */
-static int exchange(struct fixture *f, uint8_t flags, const char *text, size_t len, uint8_t *rsp,
-		    char *data, size_t cap)
-{
-	uint8_t bhs[48];
-
-	login_bhs(bhs, flags, 0, 1);
-	send_pdu(f, bhs, text, len);
-	return recv_pdu(f, rsp, data, cap);
-}
-
-static uint16_t status_of(const uint8_t *rsp)
-{
-	return (uint16_t)(rsp[ISCSI_LOGIN_STATUS_CLASS] << 8 | rsp[ISCSI_LOGIN_STATUS_DETAIL]);
 }
 
 #define SEC_T1 (ISCSI_LOGIN_FLAG_TRANSIT | (0 << 2) | 1)
 #define SEC_T0 ((0 << 2) | 0)
 #define OP_FFP (ISCSI_LOGIN_FLAG_TRANSIT | (1 << 2) | 3)
-#define KEYS(s) s, sizeof(s) - 1
 
-static const char k_first[] = "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT
-			      "\0AuthMethod=CHAP,None\0";
+static const char k_first[] =
+    "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT "\0AuthMethod=CHAP,None\0";
 
 /* AuthMethod + CHAP_A; returns the identifier and fills the challenge. */
 static uint8_t start_chap(struct fixture *f, uint8_t chal[32])
@@ -68,13 +45,13 @@ static uint8_t start_chap(struct fixture *f, uint8_t chal[32])
 	uint64_t id;
 	int n;
 
-	n = exchange(f, SEC_T1, KEYS(k_first), rsp, data, sizeof(data));
-	assert_int_equal(status_of(rsp), 0);
+	n = login_exchange(f, SEC_T1, 1, KEYS(k_first), rsp, data, sizeof(data));
+	assert_int_equal(login_status(rsp), 0);
 	/* the exchange is not over: no transit yet */
 	assert_int_equal(rsp[1] & ISCSI_LOGIN_FLAG_TRANSIT, 0);
 	assert_string_equal(get_key(data, n, "AuthMethod"), "CHAP");
-	n = exchange(f, SEC_T1, KEYS("CHAP_A=5\0"), rsp, data, sizeof(data));
-	assert_int_equal(status_of(rsp), 0);
+	n = login_exchange(f, SEC_T1, 1, KEYS("CHAP_A=5\0"), rsp, data, sizeof(data));
+	assert_int_equal(login_status(rsp), 0);
 	assert_int_equal(rsp[1] & ISCSI_LOGIN_FLAG_TRANSIT, 0);
 	assert_string_equal(get_key(data, n, "CHAP_A"), "5");
 	assert_int_equal(iscsi_text_number(get_key(data, n, "CHAP_I"), &id), 0);
@@ -105,11 +82,11 @@ static void test_none_refused(void **state)
 	struct fixture *f = *state;
 	uint8_t rsp[48];
 	char data[1024];
-	static const char k[] = "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT
-				"\0AuthMethod=None\0";
+	static const char k[] =
+	    "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT "\0AuthMethod=None\0";
 
-	exchange(f, SEC_T1, KEYS(k), rsp, data, sizeof(data));
-	assert_int_equal(status_of(rsp), ISCSI_LOGIN_AUTH_FAILED);
+	login_exchange(f, SEC_T1, 1, KEYS(k), rsp, data, sizeof(data));
+	assert_int_equal(login_status(rsp), ISCSI_LOGIN_AUTH_FAILED);
 }
 
 static void test_chap_login_mutual(void **state)
@@ -121,8 +98,8 @@ static void test_chap_login_mutual(void **state)
 	size_t kl = response_keys(keys, sizeof(keys), id, "secretsecret1", chal, true);
 	int n;
 
-	n = exchange(f, SEC_T1, keys, kl, rsp, data, sizeof(data));
-	assert_int_equal(status_of(rsp), 0);
+	n = login_exchange(f, SEC_T1, 1, keys, kl, rsp, data, sizeof(data));
+	assert_int_equal(login_status(rsp), 0);
 	assert_int_equal(rsp[1], SEC_T1);
 	assert_string_equal(get_key(data, n, "CHAP_N"), "tgt");
 	for (int i = 0; i < 16; i++) {
@@ -131,8 +108,9 @@ static void test_chap_login_mutual(void **state)
 	assert_int_equal(iscsi_chap_md5(9, (const uint8_t *)"mutualsecret99", 14, c2, 16, d), 0);
 	assert_int_equal(iscsi_chap_encode_hex(d, 16, hex, sizeof(hex)), 0);
 	assert_string_equal(get_key(data, n, "CHAP_R"), hex);
-	exchange(f, OP_FFP, KEYS("MaxRecvDataSegmentLength=65536\0"), rsp, data, sizeof(data));
-	assert_int_equal(status_of(rsp), 0);
+	login_exchange(f, OP_FFP, 1, KEYS("MaxRecvDataSegmentLength=65536\0"), rsp, data,
+		       sizeof(data));
+	assert_int_equal(login_status(rsp), 0);
 	assert_true(get_be16(rsp + ISCSI_LOGIN_TSIH) != 0);
 	assert_int_equal(iscsi_server_target_sessions(f->srv, TGT), 1);
 }
@@ -145,8 +123,8 @@ static void test_chap_wrong_response(void **state)
 	uint8_t id = start_chap(f, chal);
 	size_t kl = response_keys(keys, sizeof(keys), id, "secretsecret2", chal, false);
 
-	exchange(f, SEC_T1, keys, kl, rsp, data, sizeof(data));
-	assert_int_equal(status_of(rsp), ISCSI_LOGIN_AUTH_FAILED);
+	login_exchange(f, SEC_T1, 1, keys, kl, rsp, data, sizeof(data));
+	assert_int_equal(login_status(rsp), ISCSI_LOGIN_AUTH_FAILED);
 }
 
 static void test_skip_security_stage(void **state)
@@ -156,8 +134,8 @@ static void test_skip_security_stage(void **state)
 	char data[1024];
 	static const char k[] = "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT "\0";
 
-	exchange(f, OP_FFP, KEYS(k), rsp, data, sizeof(data));
-	assert_int_equal(status_of(rsp), ISCSI_LOGIN_AUTH_FAILED);
+	login_exchange(f, OP_FFP, 1, KEYS(k), rsp, data, sizeof(data));
+	assert_int_equal(login_status(rsp), ISCSI_LOGIN_AUTH_FAILED);
 	assert_int_equal(iscsi_server_target_sessions(f->srv, TGT), 0);
 }
 
@@ -166,12 +144,12 @@ static void test_chap_keys_without_chap(void **state)
 	struct fixture *f = *state;
 	uint8_t rsp[48];
 	char data[1024];
-	static const char k[] = "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT
-				"\0CHAP_A=5\0";
+	static const char k[] =
+	    "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT "\0CHAP_A=5\0";
 
 	assert_int_equal(iscsi_server_set_chap(f->srv, TGT, NULL), 0);
-	exchange(f, SEC_T1, KEYS(k), rsp, data, sizeof(data));
-	assert_int_equal(status_of(rsp), ISCSI_LOGIN_INITIATOR_ERROR);
+	login_exchange(f, SEC_T1, 1, KEYS(k), rsp, data, sizeof(data));
+	assert_int_equal(login_status(rsp), ISCSI_LOGIN_INITIATOR_ERROR);
 }
 
 static void test_acl_refused(void **state)
@@ -185,8 +163,8 @@ static void test_acl_refused(void **state)
 	assert_int_equal(iscsi_acl_add_initiator(acl, "iqn.2026-11.test:someone-else"), 0);
 	assert_int_equal(iscsi_server_set_acl(f->srv, TGT, acl), 0);
 	iscsi_acl_destroy(acl);
-	exchange(f, SEC_T1, KEYS(k_first), rsp, data, sizeof(data));
-	assert_int_equal(status_of(rsp), ISCSI_LOGIN_NOT_AUTHORIZED);
+	login_exchange(f, SEC_T1, 1, KEYS(k_first), rsp, data, sizeof(data));
+	assert_int_equal(login_status(rsp), ISCSI_LOGIN_NOT_AUTHORIZED);
 }
 
 static void test_acl_admits(void **state)
@@ -195,16 +173,16 @@ static void test_acl_admits(void **state)
 	struct iscsi_acl *acl;
 	uint8_t rsp[48];
 	char data[1024];
-	static const char k[] = "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT
-				"\0AuthMethod=None\0";
+	static const char k[] =
+	    "InitiatorName=" INIT "\0SessionType=Normal\0TargetName=" TGT "\0AuthMethod=None\0";
 
 	assert_int_equal(iscsi_server_set_chap(f->srv, TGT, NULL), 0);
 	assert_int_equal(iscsi_acl_create(&acl), 0);
 	assert_int_equal(iscsi_acl_add_initiator(acl, "IQN.2026-11.TEST:INIT"), 0);
 	assert_int_equal(iscsi_server_set_acl(f->srv, TGT, acl), 0);
 	iscsi_acl_destroy(acl);
-	exchange(f, SEC_T1, KEYS(k), rsp, data, sizeof(data));
-	assert_int_equal(status_of(rsp), 0);
+	login_exchange(f, SEC_T1, 1, KEYS(k), rsp, data, sizeof(data));
+	assert_int_equal(login_status(rsp), 0);
 }
 
 static int send_targets(struct fixture *f, char *data, size_t cap)
@@ -214,14 +192,9 @@ static int send_targets(struct fixture *f, char *data, size_t cap)
 				   "AuthMethod=None\0";
 	int n;
 
-	exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | 3, KEYS(disc), rsp, data, cap);
-	assert_int_equal(status_of(rsp), 0);
-	memset(bhs, 0, sizeof(bhs));
-	bhs[0] = ISCSI_OP_TEXT_REQ | ISCSI_OP_IMMEDIATE;
-	bhs[1] = ISCSI_FLAG_FINAL;
-	put_be32(bhs + ISCSI_BHS_ITT, 0x3000);
-	put_be32(bhs + ISCSI_BHS_TTT, ISCSI_RSVD_TAG);
-	put_be32(bhs + ISCSI_BHS_CMDSN, 1);
+	login_exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | 3, 1, KEYS(disc), rsp, data, cap);
+	assert_int_equal(login_status(rsp), 0);
+	text_bhs(bhs, 0x3000, 1);
 	send_pdu(f, bhs, KEYS("SendTargets=All\0"));
 	n = recv_pdu(f, rsp, data, cap);
 	assert_true(n >= 0);
@@ -296,16 +269,16 @@ static void test_settings_go_with_target(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_none_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_chap_login_mutual, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_chap_wrong_response, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_skip_security_stage, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_chap_keys_without_chap, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_acl_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_acl_admits, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_discovery_hidden, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_discovery_listed, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_settings_go_with_target, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_none_refused, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_chap_login_mutual, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_chap_wrong_response, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_skip_security_stage, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_chap_keys_without_chap, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_acl_refused, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_acl_admits, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_discovery_hidden, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_discovery_listed, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_settings_go_with_target, setup, fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,26 +30,19 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	fixture_destroy(*state);
-	return 0;
-}
-
 /* Security stage straight to full feature phase; returns the next StatSN. */
 static uint32_t login(struct fixture *f)
 {
 	static const char keys[] = "InitiatorName=iqn.2026-11.test:init\0SessionType=Normal\0"
 				   "TargetName=" TGT "\0AuthMethod=None\0";
-	uint8_t bhs[48], rsp[48];
+	uint8_t rsp[48];
 	char data[8192];
 
-	login_bhs(bhs, ISCSI_LOGIN_FLAG_TRANSIT | ISCSI_STAGE_FFP, 0, CMDSN);
 	g_last_sent_ms = reactor_now_ms();
-	send_pdu(f, bhs, keys, sizeof(keys) - 1);
-	assert_true(recv_pdu(f, rsp, data, sizeof(data)) >= 0);
+	assert_true(login_exchange(f, ISCSI_LOGIN_FLAG_TRANSIT | ISCSI_STAGE_FFP, CMDSN, KEYS(keys),
+				   rsp, data, sizeof(data)) >= 0);
 	assert_int_equal(rsp[0], ISCSI_OP_LOGIN_RSP);
-	assert_int_equal(get_be16(rsp + ISCSI_LOGIN_STATUS_CLASS), ISCSI_LOGIN_OK);
+	assert_int_equal(login_status(rsp), ISCSI_LOGIN_OK);
 	assert_int_equal(rsp[1], ISCSI_LOGIN_FLAG_TRANSIT | ISCSI_STAGE_FFP);
 	return get_be32(rsp + ISCSI_BHS_STATSN) + 1;
 }
@@ -99,7 +92,7 @@ static enum wait_result wait_pdu(struct fixture *f, uint8_t *bhs, uint64_t max_m
 /* LUN 0 as our NOP-In carries it: 11.18.3 has the answer copy it. */
 static void nop_out(struct fixture *f, uint32_t itt, uint32_t ttt)
 {
-	uint8_t bhs[48] = { 0 };
+	uint8_t bhs[48] = {0};
 
 	bhs[0] = ISCSI_OP_NOP_OUT | ISCSI_OP_IMMEDIATE; /* 11.18: I bit with ITT 0xffffffff */
 	bhs[1] = ISCSI_FLAG_FINAL;
@@ -222,7 +215,7 @@ static void test_answer_keeps_cmdsn(void **state)
 {
 	struct fixture *f = *state;
 	uint32_t statsn = login(f);
-	uint8_t bhs[48] = { 0 };
+	uint8_t bhs[48] = {0};
 
 	bhs[0] = ISCSI_OP_NOP_OUT;
 	bhs[1] = ISCSI_FLAG_FINAL;
@@ -286,14 +279,15 @@ static void test_defaults(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ping_answered_keeps_connection, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_silence_drops_connection, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_traffic_resets_idle_timer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_any_pdu_answers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_answer_keeps_cmdsn, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_ttt_and_disabled, setup, teardown),
-		cmocka_unit_test(test_defaults),
+	    cmocka_unit_test_setup_teardown(test_ping_answered_keeps_connection, setup,
+					    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_silence_drops_connection, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_traffic_resets_idle_timer, setup,
+					    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_any_pdu_answers, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_answer_keeps_cmdsn, setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_ttt_and_disabled, setup, fixture_teardown),
+	    cmocka_unit_test(test_defaults),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
