@@ -71,7 +71,8 @@ conf_skip_allowed() {
 	return 1
 }
 
-# conf_list FILTER -> SUITES (names) and EXPECT[SUITE] (its tests, one a line)
+# conf_list FILTER -> SUITES (names), EXPECT[SUITE] (its tests, one a line),
+# CONF_EVERY_SUITE (1 when FILTER selects every suite)
 conf_list() {
 	local fam suite rest list
 	list=$(timeout 30 iscsi-test-cu --list) || die "iscsi-test-cu --list failed"
@@ -83,6 +84,8 @@ conf_list() {
 		[ "$fam" = ALL ] && [ -n "$rest" ] && EXPECT[$suite]+="$suite.$rest"$'\n'
 	done <<<"$list"
 	[ "${#SUITES[@]}" -gt 0 ] || die "no conformance suite matches '$1'"
+	CONF_EVERY_SUITE=0
+	[ "$1" != "*" ] || CONF_EVERY_SUITE=1
 }
 
 # CUnit verbose output -> "SUITE.TEST<TAB>RESULT<TAB>reason". CUnit prints
@@ -248,4 +251,59 @@ conf_table() {
 			print ""
 		}
 	}' "${@/#/$dir/}"
+}
+
+# conf_serve IQN LABEL=URI...: one daemon serving each URI as LUN 0 of a target
+# of its own, IQN-LABEL (state dir T_DIR/state); each LUN must answer INQUIRY.
+conf_serve() {
+	local iqn=$1 l args=()
+	shift
+	for l in "$@"; do args+=(--target "$iqn-${l%%=*}" --lun "0=${l#*=}"); done
+	start_daemon --state-dir "$T_DIR/state" "${args[@]}" || die "s3tgtd did not start"
+	for l in "$@"; do
+		check "${l%%=*} LUN answers INQUIRY" inq_ok "$(lun_url "$iqn-${l%%=*}" 0)"
+	done
+}
+
+# conf_run IQN DIR LABEL[:SUITE,SUITE...]...: each LUN's suites (all of SUITES
+# when none are named) side by side, results in DIR; returns when all are done.
+declare -A CONF_ALL_SUITES # LABEL -> 1 when it ran every selected suite
+conf_run() {
+	local iqn=$1 dir=$2 spec label p
+	local -a pids=() suites
+	shift 2
+	mkdir -p "$dir"
+	for spec in "$@"; do
+		label=${spec%%:*}
+		suites=()
+		if [[ $spec == *:* ]]; then
+			IFS=, read -ra suites <<<"${spec#*:}"
+		else
+			CONF_ALL_SUITES[$label]=1
+		fi
+		conf_lun "$label" "$(lun_url "$iqn-$label" 0)" "$dir" "${suites[@]}" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p" || die "a conformance runner failed"; done
+}
+
+# conf_verdicts DIR LOG TSV LABEL...: the LUNs' results merged into LOG and TSV,
+# the table, each LUN's failures; checks: no failure on any LUN, and more than
+# 200 passes on each LUN that ran the whole suite. Every passed conformance
+# test counts as a pass of the script.
+conf_verdicts() {
+	local dir=$1 logf=$2 tsv=$3 label
+	shift 3
+	conf_merge "$dir" "$logf" "$tsv" "$@"
+	echo
+	conf_table "$dir" "$@"
+	echo
+	for label in "$@"; do
+		conf_report "$dir" "$label"
+		check_eq "conformance failures on the $label LUN" 0 "$NFAIL"
+		T_PASS=$((T_PASS + NPASS))
+		if [ "${CONF_ALL_SUITES[$label]:-}" = 1 ] && [ "$CONF_EVERY_SUITE" = 1 ]; then
+			check "conformance tests passed on the $label LUN" test "$NPASS" -gt 200
+		fi
+	done
 }

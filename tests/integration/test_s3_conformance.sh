@@ -30,38 +30,12 @@ OPTS="endpoint=$S3_ENDPOINT&region=us-east-1&path_style=1"
 # label=URI; small chunks keep the uncached LUNs' read-modify-writes cheap, and
 # 256 MiB keep the uncached S3 LUN's three whole-LUN overwrites (Sanitize.Overwrite)
 # at 4096 PUTs each.
-LUNS=("cached-s3=s3://$BUCKET/conf?size=1G&chunk_size=1M&$OPTS&cache_size=64M&cache_dir=$T_DIR/cache"
-	"s3=s3://$BUCKET/conf-nocache?size=256M&chunk_size=64K&$OPTS"
-	"dir=dir:$T_DIR/dirlun?size=1G&chunk_size=64K")
-args=()
-for l in "${LUNS[@]}"; do args+=(--target "$IQN-${l%%=*}" --lun "0=${l#*=}"); done
-start_daemon --state-dir "$T_DIR/state" "${args[@]}" || die "s3tgtd did not start"
-for l in "${LUNS[@]}"; do
-	check "${l%%=*} LUN answers INQUIRY" inq_ok "$(lun_url "$IQN-${l%%=*}" 0)"
-done
-
+conf_serve "$IQN" "cached-s3=s3://$BUCKET/conf?size=1G&chunk_size=1M&$OPTS&cache_size=64M&cache_dir=$T_DIR/cache" \
+	"s3=s3://$BUCKET/conf-nocache?size=256M&chunk_size=64K&$OPTS" \
+	"dir=dir:$T_DIR/dirlun?size=1G&chunk_size=64K"
 conf_list "$FILTER"
-echo "# test_s3_conformance.sh $(date -u +%FT%TZ) ${LUNS[*]}" >"$LOGF"
-RES=$T_DIR/results
-mkdir -p "$RES"
-labels=()
-jobs_pids=()
-for l in "${LUNS[@]}"; do
-	label=${l%%=*}
-	labels+=("$label")
-	conf_lun "$label" "$(lun_url "$IQN-$label" 0)" "$RES" &
-	jobs_pids+=($!)
-done
-for p in "${jobs_pids[@]}"; do wait "$p" || die "a conformance runner failed"; done
-conf_merge "$RES" "$LOGF" "$TSV" "${labels[@]}"
-
-echo
-conf_table "$RES" "${labels[@]}"
-echo
-for label in "${labels[@]}"; do
-	conf_report "$RES" "$label"
-	check_eq "conformance failures on the $label LUN" 0 "$NFAIL"
-	[ "$FILTER" != "*" ] || check "conformance tests passed on the $label LUN" test "$NPASS" -gt 200
-done
+echo "# test_s3_conformance.sh $(date -u +%FT%TZ) $DAEMON_LOG" >"$LOGF"
+conf_run "$IQN" "$T_DIR/results" cached-s3 s3 dir
+conf_verdicts "$T_DIR/results" "$LOGF" "$TSV" cached-s3 s3 dir
 check "daemon stops cleanly (flushes the cache)" stop_daemon
 finish
