@@ -18,7 +18,7 @@ TMO = 10.0
 
 # RFC 7143 11.2: opcodes (initiator | 0x40 = immediate) and responses
 OP_NOP_OUT, OP_SCSI_CMD, OP_LOGIN_REQ, OP_TEXT_REQ = 0x00, 0x01, 0x03, 0x04
-OP_SCSI_RSP, OP_LOGIN_RSP, OP_DATA_IN, OP_REJECT = 0x21, 0x23, 0x25, 0x3F
+OP_NOP_IN, OP_SCSI_RSP, OP_LOGIN_RSP, OP_DATA_IN, OP_REJECT = 0x20, 0x21, 0x23, 0x25, 0x3F
 IMMEDIATE = 0x40
 
 
@@ -178,6 +178,11 @@ class Conn:
                     elif len(sense) >= 4 and sense[0] & 0x7F in (0x72, 0x73):
                         key, asc, ascq = sense[1] & 0x0F, sense[2], sense[3]
                 return (h[3], key, asc, ascq, data)
+            elif op == OP_NOP_IN and h[20:24] != b"\xff\xff\xff\xff":
+                # a ping while the command runs (a long SANITIZE): answer it,
+                # or the target drops the connection (RFC 7143 11.18, 11.19)
+                rest = struct.pack(">III", struct.unpack(">I", h[20:24])[0], self.cmdsn, self.statsn)
+                self.send(bhs(OP_NOP_OUT | IMMEDIATE, 0x80, 0, 0, 0, 0, h[8:16], 0xFFFFFFFF, rest))
             elif op == OP_REJECT:
                 raise RuntimeError("target sent Reject, reason 0x%02x" % h[2])
 
