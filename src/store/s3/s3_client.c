@@ -39,7 +39,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1060,69 +1059,6 @@ static void *client_main(void *arg)
 
 /* --------------------------------------------------------------- public */
 
-static bool is_valid_key(const char *key)
-{
-	size_t n = strnlen(key, 256);
-
-	return n > 0 && n < 256;
-}
-
-static bool is_header_value(const char *m, size_t max)
-{
-	size_t n = strnlen(m, max);
-
-	if (n >= max) {
-		return false;
-	}
-	/* An HTTP header value: printable ASCII only (no CR/LF injection). */
-	for (size_t i = 0; i < n; i++) {
-		if (m[i] < 0x20 || m[i] > 0x7e) {
-			return false;
-		}
-	}
-	return true;
-}
-
-static int check_multi(const struct obj_req *req)
-{
-	if (!req->keys || !req->key_status || req->nkeys == 0 ||
-	    req->nkeys > OBJ_DELETE_MULTI_MAX) {
-		return -EINVAL;
-	}
-	for (unsigned i = 0; i < req->nkeys; i++) {
-		if (!req->keys[i] || !is_valid_key(req->keys[i])) {
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-static int check_req(const struct obj_req *req)
-{
-	if (req->op != OBJ_DELETE_MULTI && !is_valid_key(req->key)) {
-		return -EINVAL;
-	}
-	switch (req->op) {
-	case OBJ_GET:
-		if ((req->len && !req->buf) || req->range_len > req->len) {
-			return -EINVAL;
-		}
-		return 0;
-	case OBJ_PUT:
-		if ((req->len && !req->buf) || !is_header_value(req->meta, OBJ_META_MAX) ||
-		    !is_header_value(req->if_match, OBJ_ETAG_MAX) ||
-		    (req->if_match[0] && req->if_none_match)) {
-			return -EINVAL;
-		}
-		return 0;
-	case OBJ_DELETE:
-		return 0;
-	case OBJ_DELETE_MULTI:
-		return check_multi(req);
-	}
-	return -EINVAL;
-}
-
 static enum s3_kind op_kind(enum obj_op o)
 {
 	switch (o) {
@@ -1145,7 +1081,7 @@ int s3_client_submit(struct s3_client *cl, struct obj_req *req)
 	if (!req->cb || !cl->done) {
 		return -EINVAL;
 	}
-	rc = check_req(req);
+	rc = s3_check_req(req);
 	if (rc < 0) {
 		return rc;
 	}
@@ -1245,7 +1181,7 @@ int s3_client_run_sync(struct s3_client *cl, struct obj_req *req, char *err, siz
 	struct s3_op *op;
 	int rc;
 
-	rc = check_req(req);
+	rc = s3_check_req(req);
 	if (rc < 0) {
 		(void)snprintf(err, errlen, "invalid S3 request for key '%.255s'", req->key);
 		req->status = rc;
@@ -1352,113 +1288,6 @@ void s3_client_stats(struct s3_client *cl, struct s3_stats *out)
 
 /* ---------------------------------------------------------- lifecycle */
 
-static char *dup_trimmed_prefix(const char *p)
-{
-	size_t n;
-	char *out;
-
-	if (!p) {
-		p = "";
-	}
-	while (*p == '/') {
-		p++;
-	}
-	n = strlen(p);
-	while (n && p[n - 1] == '/') {
-		n--;
-	}
-	out = malloc(n + 1);
-	if (out) {
-		memcpy(out, p, n);
-		out[n] = '\0';
-	}
-	return out;
-}
-
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return n < 0 ? NULL : s;
-}
-
-static const char *default_region(const char *r)
-{
-	if (r && *r) {
-		return r;
-	}
-	r = getenv("AWS_REGION");
-	if (r && *r) {
-		return r;
-	}
-	r = getenv("AWS_DEFAULT_REGION");
-	return (r && *r) ? r : "us-east-1";
-}
-
-/* Split "scheme://host[:port][/]" ; no path, query or user info. */
-static int parse_endpoint(struct s3_client *cl, const char *ep, char *err, size_t errlen)
-{
-	const char *hs = strstr(ep, "://");
-	size_t schemelen, hostlen;
-	char scheme[8];
-
-	if (!hs) {
-		goto bad;
-	}
-	schemelen = (size_t)(hs - ep);
-	if (schemelen >= sizeof(scheme)) {
-		goto bad;
-	}
-	memcpy(scheme, ep, schemelen);
-	scheme[schemelen] = '\0';
-	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) {
-		goto bad;
-	}
-	hs += 3;
-	hostlen = strcspn(hs, "/?#@");
-	if (hostlen == 0 || (hs[hostlen] && strcmp(hs + hostlen, "/") != 0)) {
-		goto bad;
-	}
-	if (cl->path_style) {
-		cl->host = strndup(hs, hostlen);
-	} else {
-		cl->host = dup_printf("%s.%.*s", cl->bucket, (int)hostlen, hs);
-	}
-	if (!cl->host) {
-		return -ENOMEM;
-	}
-	cl->scheme_host = dup_printf("%s://%s", scheme, cl->host);
-	return cl->scheme_host ? 0 : -ENOMEM;
-bad:
-	(void)snprintf(err, errlen, "S3 endpoint '%s': expected http://HOST[:PORT] or https://HOST[:PORT]",
-		       ep);
-	return -EINVAL;
-}
-
-static bool is_valid_bucket(const char *b)
-{
-	size_t n = b ? strlen(b) : 0;
-
-	if (n < 3 || n > 63) {
-		return false;
-	}
-	for (size_t i = 0; i < n; i++) {
-		char c = b[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		      c == '_' || (c >= 'A' && c <= 'Z'))) {
-			return false;
-		}
-	}
-	return true;
-}
-
 static pthread_once_t g_s3_global_once = PTHREAD_ONCE_INIT;
 static CURLcode g_s3_global_rc;
 
@@ -1475,7 +1304,7 @@ int s3_client_create(const struct s3_config *cfg, struct reactor *r, struct s3_c
 	int rc;
 
 	*out = NULL;
-	if (!is_valid_bucket(cfg->bucket)) {
+	if (!s3_bucket_valid(cfg->bucket)) {
 		(void)snprintf(err, errlen, "S3 bucket name '%s' is not valid",
 			       cfg->bucket ? cfg->bucket : "");
 		return -EINVAL;
@@ -1499,8 +1328,8 @@ int s3_client_create(const struct s3_config *cfg, struct reactor *r, struct s3_c
 		cfg->retry_deadline_ms ? cfg->retry_deadline_ms : S3_DEFAULT_RETRY_DEADLINE_MS;
 	cl->list_max_keys = cfg->list_max_keys ? cfg->list_max_keys : 1000;
 	cl->bucket = strdup(cfg->bucket);
-	cl->prefix = dup_trimmed_prefix(cfg->prefix);
-	cl->region = strdup(default_region(cfg->region));
+	cl->prefix = s3_prefix_dup(cfg->prefix);
+	cl->region = strdup(s3_default_region(cfg->region));
 	cl->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
 	cl->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)cl << 16) ^ 0x9e3779b97f4a7c15ull;
 	if (!cl->wire || !cl->bucket || !cl->prefix || !cl->region ||
@@ -1509,13 +1338,13 @@ int s3_client_create(const struct s3_config *cfg, struct reactor *r, struct s3_c
 		goto err;
 	}
 	if (cfg->endpoint && *cfg->endpoint) {
-		rc = parse_endpoint(cl, cfg->endpoint, err, errlen);
+		rc = s3_endpoint_split(cfg->endpoint, cl->path_style, cl->bucket, &cl->host, &cl->scheme_host, err, errlen);
 	} else {
 		char aws[256];
 
 		/* AWS: virtual-hosted https://BUCKET.s3.REGION.amazonaws.com unless path_style. */
 		(void)snprintf(aws, sizeof(aws), "https://s3.%s.amazonaws.com", cl->region);
-		rc = parse_endpoint(cl, aws, err, errlen);
+		rc = s3_endpoint_split(aws, cl->path_style, cl->bucket, &cl->host, &cl->scheme_host, err, errlen);
 	}
 	if (rc < 0) {
 		goto err;

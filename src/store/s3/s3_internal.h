@@ -1,7 +1,8 @@
 /*
  * s3_internal.h - pieces of the S3 back end shared between its files:
  * SigV4 signing (sigv4.c), the credential chain (creds.c), the XML response
- * parsers (s3_xml.c) and the curl-multi client (s3_client.c).
+ * parsers (s3_xml.c), the curl-multi client (s3_client.c) and the checks of
+ * requests and configuration (s3_check.c).
  */
 #ifndef S3TGT_S3_INTERNAL_H
 #define S3TGT_S3_INTERNAL_H
@@ -197,5 +198,23 @@ int s3_client_run_sync(struct s3_client *cl, struct obj_req *req, char *err, siz
 int s3_client_list(struct s3_client *cl, const char *prefix, obj_list_fn fn, void *arg,
 		   char *err, size_t errlen);
 void s3_client_stats(struct s3_client *cl, struct s3_stats *out);
+
+/* ------------------------------------------------------------- s3_check */
+
+/* 0 if req is well formed for its op (keys, lengths, header values), else -EINVAL. */
+int s3_check_req(const struct obj_req *req);
+/* Bucket name rules (3..63 characters of [a-zA-Z0-9._-]). */
+bool s3_bucket_valid(const char *b);
+/* The key prefix without leading and trailing '/' (new string; NULL: ""). NULL on ENOMEM. */
+char *s3_prefix_dup(const char *p);
+/* r if given, else AWS_REGION, AWS_DEFAULT_REGION, "us-east-1". Borrowed. */
+const char *s3_default_region(const char *r);
+/*
+ * "scheme://host[:port][/]" -> *host (the bucket's virtual host unless
+ * path_style) and *scheme_host (new strings). -EINVAL with a message in err
+ * for anything else (a path, query or user info); -ENOMEM.
+ */
+int s3_endpoint_split(const char *ep, bool path_style, const char *bucket, char **host,
+		      char **scheme_host, char *err, size_t errlen);
 
 #endif
