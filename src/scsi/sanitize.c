@@ -231,7 +231,8 @@ static void run_pump(struct sanitize_run *s)
 	s->flush.cb_arg = s;
 	rc = store_submit(lu->st, &s->flush);
 	if (rc < 0) {
-		flush_done(&(struct store_io){.status = rc, .cb_arg = s});
+		s->flush.status = rc;
+		flush_done(&s->flush);
 	}
 }
 

@@ -267,15 +267,27 @@ static __attribute__((unused)) void assert_sense(const struct scsi_cmd *c, uint8
 	assert_int_equal(c->sense[13], ascq);
 }
 
-/* A 1 MiB, 512-byte-block gate-store LU with UNMAP, unit attentions cleared. */
-static __attribute__((unused)) int fx_setup_gate(void **state)
+/*
+ * A gate-store LU of size bytes, 512-byte blocks, with UNMAP and the given
+ * preferred I/O size (opt_io_bytes, 0 = none), unit attentions cleared.
+ */
+static __attribute__((unused)) int fx_setup_gate_sized(void **state, uint64_t size, uint32_t opt_io)
 {
 	struct reactor *r;
+	struct store *st;
 
 	assert_int_equal(reactor_create(&r), 0);
-	fx_setup_store(state, gate_store_new(r, 1024 * 1024, 512, STORE_CAP_UNMAP), NULL, false);
+	st = gate_store_new(r, size, 512, STORE_CAP_UNMAP);
+	st->opt_io_bytes = opt_io;
+	fx_setup_store(state, st, NULL, false);
 	clear_ua(*state, &((struct fx *)*state)->nexus);
 	return 0;
+}
+
+/* A 1 MiB gate-store LU (fx_setup_gate_sized). */
+static __attribute__((unused)) int fx_setup_gate(void **state)
+{
+	return fx_setup_gate_sized(state, 1024 * 1024, 0);
 }
 
 /* A 16-byte CDB with an 8-byte LBA at byte 2 and a 4-byte length at byte 10 (SBC-3 READ(16) layout). */

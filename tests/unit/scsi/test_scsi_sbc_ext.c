@@ -186,15 +186,7 @@ static void test_sanitize(void **state)
 /* An 8 MiB gate-store LU whose store prefers 2 MiB ios (as a chunked store prefers its chunk). */
 static int fx_setup_chunked(void **state)
 {
-	struct reactor *r;
-	struct store *st;
-
-	assert_int_equal(reactor_create(&r), 0);
-	st = gate_store_new(r, 8 * MIB, BS, STORE_CAP_UNMAP);
-	st->opt_io_bytes = 2 * MIB;
-	fx_setup_store(state, st, NULL, false);
-	clear_ua(*state, &((struct fx *)*state)->nexus);
-	return 0;
+	return fx_setup_gate_sized(state, 8 * MIB, 2 * MIB);
 }
 
 static int g_want_held;
@@ -315,12 +307,7 @@ static void test_sanitize_inflight_cap(void **state)
 
 static int fx_setup_big(void **state)
 {
-	struct reactor *r;
-
-	assert_int_equal(reactor_create(&r), 0);
-	fx_setup_store(state, gate_store_new(r, 48 * MIB, BS, STORE_CAP_UNMAP), NULL, false);
-	clear_ua(*state, &((struct fx *)*state)->nexus);
-	return 0;
+	return fx_setup_gate_sized(state, 48 * MIB, 0);
 }
 
 /*
